@@ -1,0 +1,1 @@
+"""vosmedia control plane: SIP, routing, accounts, billing, CDRs and management (pure Python)."""

@@ -1,0 +1,280 @@
+"""MediaEngine: the Python face of the relay core.
+
+It owns the port pool, the worker threads (each runs one `Relay` loop without the
+GIL) and the session table. Every method is thread-safe and runs on the control path
+only; no relayed packet ever reaches Python. Events (RTP timeouts) from all workers
+arrive through one eventfd, `event_fd`, that an asyncio loop can watch.
+"""
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import os
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from vosmedia import _rtp
+
+
+class PortPoolExhausted(RuntimeError):
+    """No free even/odd port pair is left in the configured range."""
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    kind: str          # "timeout": no RTP arrived on this leg for rtp_timeout seconds
+    session: int
+    side: int          # 0 = the leg facing the caller (offerer), 1 = the callee
+    idle_seconds: float
+
+
+class PortPool:
+    """Even RTP ports in [start, end) whose RTP+1 (RTCP) is also in range.
+
+    Freed ports go to the back of the queue, so a port is reused as late as possible
+    and stray packets of an ended call do not reach the next one."""
+
+    def __init__(self, start: int, end: int):
+        """Ports start..end inclusive; RTP takes the even ones, RTCP the next."""
+        if not 0 < start < end <= 65535:
+            raise ValueError(f"port range {start}..{end} is not within 1..65535")
+        self._free = deque(range(start + start % 2, end, 2))
+        self.size = len(self._free)
+
+    def __len__(self) -> int:
+        return len(self._free)
+
+    def take(self) -> int:
+        if not self._free:
+            raise PortPoolExhausted("media port pool exhausted")
+        return self._free.popleft()
+
+    def give(self, port: int) -> None:
+        self._free.append(port)
+
+
+@dataclass
+class _Session:
+    worker: int
+    slots: tuple[int, int]
+    local: tuple[tuple[str, int], tuple[str, int]]
+    family: int
+    created: float
+
+
+class MediaEngine:
+    """Relays RTP/RTCP for sessions of two legs. Side 0 faces the caller, side 1 the callee."""
+
+    def __init__(self, interfaces=("127.0.0.1",), port_min: int = 10000, port_max: int = 60000,
+                 num_threads: int = 1, tos: int = 46, rtp_timeout: float = 30.0,
+                 strict: bool = False):
+        if isinstance(interfaces, str):
+            interfaces = [interfaces]
+        self.interfaces = [str(ipaddress.ip_address(a)) for a in interfaces]
+        if not self.interfaces:
+            raise ValueError("at least one media interface address is needed")
+        if num_threads < 1:
+            raise ValueError("num_threads must be at least 1")
+        self._check_tos(tos)
+        self.tos = tos
+        self.strict = strict
+        self.rtp_timeout = float(rtp_timeout)
+        self._pool = PortPool(port_min, port_max)
+        self._lock = threading.Lock()
+        self._sessions: dict[int, _Session] = {}
+        self._ids = itertools.count(1)
+        self._next_worker = itertools.cycle(range(num_threads))
+        self.event_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        capacity = max(2, self._pool.size)
+        self._relays = [_rtp.Relay(capacity, self.event_fd, self.rtp_timeout)
+                        for _ in range(num_threads)]
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> "MediaEngine":
+        if self._threads:
+            return self
+        for i, relay in enumerate(self._relays):
+            t = threading.Thread(target=relay.run, name=f"vosmedia-relay-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        for sid in self.sessions():
+            self.delete_session(sid)
+        for relay in self._relays:
+            relay.stop()
+        for t in self._threads:
+            t.join()
+        self._threads = []
+
+    def close(self) -> None:
+        self.stop()
+        if self.event_fd >= 0:
+            os.close(self.event_fd)
+            self.event_fd = -1
+
+    def __enter__(self) -> "MediaEngine":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ parameters (hot)
+    @staticmethod
+    def _check_tos(dscp: int) -> None:
+        if not isinstance(dscp, int) or not 0 <= dscp <= 63:
+            raise ValueError(f"DSCP must be an integer in 0..63, got {dscp!r}")
+
+    def set_tos(self, dscp: int) -> None:
+        """DSCP for sockets opened from now on (running calls keep theirs)."""
+        self._check_tos(dscp)
+        self.tos = dscp
+
+    def set_rtp_timeout(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError("rtp_timeout must be positive")
+        self.rtp_timeout = float(seconds)
+        for relay in self._relays:
+            relay.set_timeout(self.rtp_timeout)
+
+    # ------------------------------------------------------------ sessions
+    def create_session(self, local_address: str | None = None, strict: bool | None = None) -> int:
+        """Open two legs (an even RTP port and RTP+1 for RTCP each) and start relaying."""
+        address = self._pick_address(local_address)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        strict = self.strict if strict is None else strict
+        with self._lock:
+            legs = []
+            try:
+                for _ in range(2):
+                    legs.append(self._open_leg(address, family))
+            except BaseException:
+                for port, rtp, rtcp in legs:
+                    rtp.close()
+                    rtcp.close()
+                    self._pool.give(port)
+                raise
+            sid = next(self._ids)
+            w = next(self._next_worker)
+            (pa, ra, ca), (pb, rb, cb) = legs
+            slots = self._relays[w].add_pair(sid, ra.detach(), ca.detach(), rb.detach(), cb.detach(),
+                                             family, strict)
+            self._sessions[sid] = _Session(w, slots, ((address, pa), (address, pb)), family, time.time())
+        return sid
+
+    def _pick_address(self, requested: str | None) -> str:
+        if requested is None:
+            return self.interfaces[0]
+        address = str(ipaddress.ip_address(requested))
+        if address not in self.interfaces:
+            raise ValueError(f"{address} is not one of the media interfaces {self.interfaces}")
+        return address
+
+    def _open_leg(self, address: str, family: int):
+        """Bind the next free port pair; ports taken by other programs are skipped."""
+        for _ in range(len(self._pool)):
+            port = self._pool.take()
+            rtp = self._socket(family)
+            rtcp = self._socket(family)
+            try:
+                rtp.bind((address, port))
+                rtcp.bind((address, port + 1))
+            except OSError:
+                rtp.close()
+                rtcp.close()
+                self._pool.give(port)
+                continue
+            return port, rtp, rtcp
+        raise PortPoolExhausted(
+            f"media port pool exhausted: all {self._pool.size} port pairs are in use")
+
+    def _socket(self, family: int) -> socket.socket:
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        s.setblocking(False)
+        if family == socket.AF_INET:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, self.tos << 2)
+        else:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, self.tos << 2)
+        return s
+
+    def _get(self, sid: int) -> _Session:
+        try:
+            return self._sessions[sid]
+        except KeyError:
+            raise KeyError(f"no media session {sid}") from None
+
+    def local_endpoint(self, sid: int, side: int) -> tuple[str, int]:
+        """Where the party on `side` must send its RTP (this engine's address and port)."""
+        with self._lock:
+            return self._get(sid).local[side]
+
+    def set_remote(self, sid: int, side: int, host: str, rtp_port: int, rtcp_port: int | None = None,
+                   rtcp_mux: bool = False, clock_rate: int = 8000, strict: bool | None = None) -> None:
+        """The media address the party on `side` announced in its SDP."""
+        ip = ipaddress.ip_address(host)
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        with self._lock:
+            s = self._get(sid)
+            if family != s.family:
+                raise ValueError(f"remote {host} is IPv{ip.version} but the session's legs are not")
+            self._relays[s.worker].set_remote(
+                s.slots[side], family, ip.packed, rtp_port,
+                rtcp_port if rtcp_port is not None else rtp_port + 1, rtcp_mux, clock_rate, strict)
+
+    def delete_session(self, sid: int) -> dict:
+        """Stop relaying, free the ports; return the final statistics."""
+        with self._lock:
+            s = self._sessions.pop(sid, None)
+            if s is None:
+                raise KeyError(f"no media session {sid}")
+            legs = self._relays[s.worker].remove_pair(*s.slots)
+            for _, port in s.local:
+                self._pool.give(port)
+        return self._describe(sid, s, legs)
+
+    def query(self, sid: int) -> dict:
+        with self._lock:
+            s = self._get(sid)
+            relay = self._relays[s.worker]
+            legs = (relay.stats(s.slots[0]), relay.stats(s.slots[1]))
+        return self._describe(sid, s, legs)
+
+    @staticmethod
+    def _describe(sid: int, s: _Session, legs) -> dict:
+        for leg, local in zip(legs, s.local):
+            leg["local"] = local
+        return {"session": sid, "created": s.created, "legs": list(legs)}
+
+    def sessions(self) -> list[int]:
+        with self._lock:
+            return list(self._sessions)
+
+    def totals(self) -> dict:
+        out = {"sessions": 0, "ports_free": 0, "ports_total": self._pool.size}
+        per_worker = [r.totals() for r in self._relays]
+        for t in per_worker:
+            for k, v in t.items():
+                out[k] = out.get(k, 0) + v
+        with self._lock:
+            out["sessions"] = len(self._sessions)
+            out["ports_free"] = len(self._pool)
+        out["workers"] = len(self._relays)
+        return out
+
+    # ------------------------------------------------------------ events
+    def poll_events(self) -> list[EngineEvent]:
+        """Drain pending events from every worker (non-blocking)."""
+        try:
+            os.eventfd_read(self.event_fd)
+        except BlockingIOError:
+            pass
+        events = []
+        for relay in self._relays:
+            for kind, sid, side, idle_ms in relay.drain_events():
+                events.append(EngineEvent(kind, sid, side, idle_ms / 1000.0))
+        return events
