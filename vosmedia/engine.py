@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from vosmedia import _rtp
+from vosmedia import _rtp, netif
 
 
 class PortPoolExhausted(RuntimeError):
@@ -143,15 +143,24 @@ class MediaEngine:
             relay.set_timeout(self.rtp_timeout)
 
     # ------------------------------------------------------------ sessions
-    def create_session(self, local_address: str | None = None, strict: bool | None = None) -> int:
-        """Open two legs (an even RTP port and RTP+1 for RTCP each) and start relaying."""
-        address = self._pick_address(local_address)
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    def create_session(self, local_address=None, strict: bool | None = None) -> int:
+        """Open two legs (an even RTP port and RTP+1 for RTCP each) and start relaying.
+
+        `local_address` is one media interface address for both legs, or a pair (side 0,
+        side 1) when the parties sit on different networks; None takes the first one."""
+        if isinstance(local_address, (tuple, list)):
+            addresses = tuple(self._pick_address(a) for a in local_address)
+        else:
+            addresses = (self._pick_address(local_address),) * 2
+        families = {socket.AF_INET6 if ":" in a else socket.AF_INET for a in addresses}
+        if len(addresses) != 2 or len(families) != 1:
+            raise ValueError("a session needs two local addresses of one IP family")
+        family = families.pop()
         strict = self.strict if strict is None else strict
         with self._lock:
             legs = []
             try:
-                for _ in range(2):
+                for address in addresses:
                     legs.append(self._open_leg(address, family))
             except BaseException:
                 for port, rtp, rtcp in legs:
@@ -164,8 +173,20 @@ class MediaEngine:
             (pa, ra, ca), (pb, rb, cb) = legs
             slots = self._relays[w].add_pair(sid, ra.detach(), ca.detach(), rb.detach(), cb.detach(),
                                              family, strict)
-            self._sessions[sid] = _Session(w, slots, ((address, pa), (address, pb)), family, time.time())
+            local = ((addresses[0], pa), (addresses[1], pb))
+            self._sessions[sid] = _Session(w, slots, local, family, time.time())
         return sid
+
+    def address_toward(self, peer: str) -> str:
+        """The media interface a packet to `peer` leaves from (route lookup on multi-homed
+        hosts); the first interface when only one is configured or none matches."""
+        if len(self.interfaces) == 1:
+            return self.interfaces[0]
+        try:
+            source = netif.local_address_for(peer)
+        except (OSError, ValueError):
+            return self.interfaces[0]
+        return source if source in self.interfaces else self.interfaces[0]
 
     def _pick_address(self, requested: str | None) -> str:
         if requested is None:

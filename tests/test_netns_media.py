@@ -94,3 +94,35 @@ def test_relayed_rtp_carries_ef_between_namespaces(two_hosts):
         node.wait()
     assert tos and set(tos) == {"b8"}, f"TOS bytes on the wire: {tos}"
     assert relayed >= len(tos)
+
+
+MULTIHOMED = textwrap.dedent("""
+    from vosmedia.engine import MediaEngine
+    with MediaEngine(interfaces=["198.18.80.1", "198.18.81.1"], port_min=30000, port_max=30099) as eng:
+        a, b = eng.address_toward("198.18.80.2"), eng.address_toward("198.18.81.2")
+        sid = eng.create_session(local_address=(a, b))
+        print(a, b, eng.local_endpoint(sid, 0)[0], eng.local_endpoint(sid, 1)[0])
+""")
+
+
+def test_multihomed_node_picks_the_address_toward_each_party():
+    tag = uuid.uuid4().hex[:6]
+    relay_ns, peer_ns = f"vmm{tag}", f"vmq{tag}"
+    if ip("netns", "add", relay_ns, check=False).returncode:
+        pytest.skip("network namespaces are not available (needs root)")
+    try:
+        ip("netns", "add", peer_ns)
+        for n in (80, 81):
+            ip("link", "add", f"m{n}{tag}", "netns", relay_ns, "type", "veth",
+               "peer", "name", f"q{n}{tag}", "netns", peer_ns)
+            for ns, dev, host in ((relay_ns, f"m{n}{tag}", 1), (peer_ns, f"q{n}{tag}", 2)):
+                ip("-n", ns, "addr", "add", f"198.18.{n}.{host}/24", "dev", dev)
+                ip("-n", ns, "link", "set", dev, "up")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        out = subprocess.run(["ip", "netns", "exec", relay_ns, sys.executable, "-c", MULTIHOMED],
+                             capture_output=True, text=True, env=env, timeout=20)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["198.18.80.1", "198.18.81.1", "198.18.80.1", "198.18.81.1"]
+    finally:
+        ip("netns", "del", relay_ns, check=False)
+        ip("netns", "del", peer_ns, check=False)
