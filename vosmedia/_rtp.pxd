@@ -215,6 +215,7 @@ cdef struct Worker:
     int nfree
     int64_t timeout_ns
     int64_t last_scan_ns
+    int recv_batch              # datagrams asked of one socket per recvmmsg
     Event *events
     int ev_head
     int ev_count

@@ -307,7 +307,7 @@ cdef void handle_ready(Worker *w, uint64_t token) noexcept nogil:
         w.totals.stale_events += 1
         return
     fd = leg.rtcp_fd if on_rtcp_socket else leg.rtp_fd
-    got = recvmmsg(fd, w.rmsg, BATCH, MSG_DONTWAIT, NULL)
+    got = recvmmsg(fd, w.rmsg, w.recv_batch, MSG_DONTWAIT, NULL)
     if got <= 0:
         return
     now = mono_ns()
@@ -454,7 +454,8 @@ cdef class Relay:
     cdef Worker *w
     cdef bint running
 
-    def __cinit__(self, int capacity, int notify_fd, double timeout_s, int event_capacity=65536):
+    def __cinit__(self, int capacity, int notify_fd, double timeout_s, int recv_batch=BATCH,
+                  int event_capacity=65536):
         cdef int i
         cdef epoll_event ev
         cdef Worker *w
@@ -473,6 +474,9 @@ cdef class Relay:
         w.bufs = <unsigned char *>calloc(BATCH, BUFSZ)
         if w.legs == NULL or w.free_slots == NULL or w.events == NULL or w.bufs == NULL:
             raise MemoryError()
+        if not 1 <= recv_batch <= BATCH:
+            raise ValueError(f"recv_batch must be in 1..{BATCH}")
+        w.recv_batch = recv_batch
         w.capacity = capacity
         w.ev_cap = event_capacity
         for i in range(capacity):

@@ -1,0 +1,192 @@
+"""The ``vosmedia`` command.
+
+Subcommands:
+
+``vosmedia media``
+    A standalone media relay node: the compiled media engine driven over the
+    rtpengine-compatible NG control protocol (``docs/ng-protocol.md``), so Kamailio,
+    OpenSIPS or several vosmedia signalling nodes can share it.  Runs until SIGINT or
+    SIGTERM, then stops cleanly (calls are deleted, ports freed).
+
+Defaults and ranges of the media options come from the system parameter declarations
+(``control.params``): ``SS_MEDIAPROXYPORT_START``/``_END``, ``SS_QOS_RTP``,
+``SS_RTP_TIMEOUT``.  An out-of-range value is rejected with the parameter's name and range.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+
+from control.params import ParamError, check_consistency, get_default, validate
+
+log = logging.getLogger("vosmedia.cli")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6ADDR]:PORT`` or ``PORT`` (on 127.0.0.1)."""
+    host, port = "127.0.0.1", text
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected [ADDRESS]:PORT, got {text!r}")
+    elif ":" in text:
+        host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r} (1-65535)")
+    return host or "0.0.0.0", int(port)
+
+
+def _param(name: str):
+    """An argparse type that parses and range-checks through the parameter declaration."""
+    def parse(text: str):
+        try:
+            return validate(name, text)
+        except ParamError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = name
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vosmedia", description="vosmedia carrier softswitch and media relay")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"], help="logging threshold")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    media = commands.add_parser(
+        "media", help="run a standalone media relay node controlled over the NG protocol",
+        description="Run the media engine as a standalone relay node speaking rtpengine's "
+                    "NG control protocol (bencode over UDP).")
+    media.add_argument("--listen-ng", metavar="HOST:PORT", type=_host_port, default=("127.0.0.1", 2223),
+                       help="UDP address for NG requests (default 127.0.0.1:2223)")
+    media.add_argument("--interface", metavar="[NAME/]ADDR_OR_IFNAME", action="append", required=True,
+                       help="media address or interface name to bind relay ports on; repeat for "
+                            "several (e.g. IPv4 and IPv6); NAME/ gives it a name for the NG "
+                            "'direction' key")
+    media.add_argument("--port-min", metavar="N", type=_param("SS_MEDIAPROXYPORT_START"),
+                       default=get_default("SS_MEDIAPROXYPORT_START"),
+                       help="first relay port, even (SS_MEDIAPROXYPORT_START, default %(default)s)")
+    media.add_argument("--port-max", metavar="M", type=_param("SS_MEDIAPROXYPORT_END"),
+                       default=get_default("SS_MEDIAPROXYPORT_END"),
+                       help="last relay port (SS_MEDIAPROXYPORT_END, default %(default)s)")
+    media.add_argument("--tos", metavar="DSCP", type=_param("SS_QOS_RTP"), default=get_default("SS_QOS_RTP"),
+                       help="DSCP of relayed RTP/RTCP (SS_QOS_RTP, default %(default)s = EF)")
+    media.add_argument("--num-threads", metavar="N", type=_positive_int, default=1,
+                       help="relay worker threads (default %(default)s)")
+    media.add_argument("--rtp-timeout", metavar="S", type=_param("SS_RTP_TIMEOUT"),
+                       default=get_default("SS_RTP_TIMEOUT"),
+                       help="seconds without media on both legs before a call is deleted "
+                            "(SS_RTP_TIMEOUT, default %(default)s)")
+    media.add_argument("--strict-source", action="store_true",
+                       help="for every call, relay media only from the address its SDP announced "
+                            "(rtpengine's strict-source; per call with the NG flag)")
+    media.set_defaults(func=run_media)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return args.func(args, parser)
+
+
+# ------------------------------------------------------------------ vosmedia media
+
+def _resolve_interfaces(specs: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``[NAME/]ADDR_OR_IFNAME`` values -> engine addresses and direction names."""
+    from vosmedia.netif import resolve_interface
+
+    addresses: list[str] = []
+    names: dict[str, str] = {}
+    for spec in specs:
+        name, slash, target = spec.partition("/")
+        if not slash or not target:
+            name, target = "", spec
+        try:
+            address = resolve_interface(target, socket.AF_INET)
+        except ValueError as first:
+            try:
+                address = resolve_interface(target, socket.AF_INET6)
+            except ValueError:
+                raise ValueError(f"--interface {spec}: {first}") from None
+        if address in ("0.0.0.0", "::"):
+            raise ValueError(f"--interface {spec}: a wildcard address cannot be announced in SDP; "
+                             "give the address or interface media should use")
+        if address not in addresses:
+            addresses.append(address)
+        names[name or target] = address
+        names.setdefault(address, address)
+    return addresses, names
+
+
+def run_media(args, parser: argparse.ArgumentParser) -> int:
+    try:
+        check_consistency({"SS_MEDIAPROXYPORT_START": args.port_min,
+                           "SS_MEDIAPROXYPORT_END": args.port_max})
+        addresses, names = _resolve_interfaces(args.interface)
+    except (ParamError, ValueError) as exc:
+        parser.error(str(exc))
+
+    from vosmedia.engine import MediaEngine
+
+    try:
+        engine = MediaEngine(interfaces=addresses, port_min=args.port_min, port_max=args.port_max,
+                             num_threads=args.num_threads, tos=args.tos,
+                             rtp_timeout=float(args.rtp_timeout), strict=args.strict_source)
+    except (ValueError, OSError) as exc:
+        print(f"vosmedia media: cannot start the media engine: {exc}", file=sys.stderr)
+        return 1
+    engine.start()
+    try:
+        return asyncio.run(_serve_media(engine, args, names))
+    finally:
+        engine.close()
+
+
+async def _serve_media(engine, args, names: dict[str, str]) -> int:
+    from vosmedia.ng import NgServer
+
+    server = NgServer(engine, interfaces=names, strict_source=args.strict_source)
+    host, port = args.listen_ng
+    try:
+        bound = await server.start(host, port)
+    except OSError as exc:
+        print(f"vosmedia media: cannot listen for NG on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("media node ready: NG on udp %s:%s, relay on %s ports %d-%d, %d thread(s)",
+             bound[0], bound[1], ", ".join(engine.interfaces), args.port_min, args.port_max,
+             args.num_threads)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        server.close()
+        active = len(server.calls)
+        server.delete_all("shutdown")
+        log.info("media node stopped (%d active call(s) deleted)", active)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
