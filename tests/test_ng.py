@@ -439,6 +439,9 @@ def test_server_wide_strict_source_option(engine, peers):
     (bencode.encode({"command": "answer", "call-id": "nope", "from-tag": "x", "to-tag": "y", "sdp": make_sdp(5000)}),
      "Unknown call-id"),
     (bencode.encode({"command": "query", "call-id": "nope"}), "Unknown call-id"),
+    # a bad key read after the engine sessions exist must still leave nothing behind
+    (bencode.encode({"command": "offer", "call-id": "c", "from-tag": "x", "sdp": make_sdp(5000),
+                     "via-branch": [300881]}), "'via-branch'"),
     (bencode.encode({"command": "list", "limit": 0}), "'limit' must be greater than 0"),
 ])
 def test_error_replies(node, payload, reason):

@@ -462,11 +462,16 @@ class NgServer:
             tag = from_tag
         receiver = 1 - sender
 
+        via = request.text("via branch")
         local_address = self._local_address(call, request, remotes)
         new_sids: list[int] = []
         try:
             outgoing = self._apply(call, desc, remotes, sender, local_address, new_sids, request)
+            desc.rewrite_endpoints(outgoing)
+            self._post_process(call, desc, request, receiver, outgoing)
+            reply = {"result": "ok", "sdp": desc.serialize()}
         except BaseException:
+            # nothing of a failed request may stay behind in the engine
             for sid in new_sids:
                 self._drop_session(sid)
             if not created_call:
@@ -481,7 +486,6 @@ class NgServer:
             if call.tags[offerer] is None:
                 call.tags[offerer] = from_tag
                 call.tag_created[offerer] = now_wall
-        via = request.text("via branch")
         if via is not None:
             call.via_branch = via
         call.last_signal = now_wall
@@ -489,10 +493,7 @@ class NgServer:
             self.calls[call_id] = call
             self.ended.pop(call_id, None)
             self.stats["calls_created"] += 1
-
-        desc.rewrite_endpoints(outgoing)
-        self._post_process(call, desc, request, receiver, outgoing)
-        return {"result": "ok", "sdp": desc.serialize()}
+        return reply
 
     def _remote_endpoints(self, desc: sdpmod.SessionDescription, request: _Request) -> list:
         """Per m= line: the sender's (address, rtp, rtcp, rtcp_mux, clock rate) or None if not relayed."""
