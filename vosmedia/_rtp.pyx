@@ -32,6 +32,18 @@ cdef int64_t SCAN_INTERVAL_NS = 250000000
 EVENT_KINDS = {EVENT_TIMEOUT: "timeout"}
 
 
+cdef inline int sys_recvmmsg(int fd, mmsghdr *msgs, unsigned int count) noexcept nogil:
+    return <int>syscall(SYS_recvmmsg, fd, msgs, count, MSG_DONTWAIT, <void *>NULL)
+
+
+cdef inline int sys_sendmmsg(int fd, mmsghdr *msgs, unsigned int count) noexcept nogil:
+    return <int>syscall(SYS_sendmmsg, fd, msgs, count, 0)
+
+
+cdef inline int sys_epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout_ms) noexcept nogil:
+    return <int>syscall(SYS_epoll_pwait, epfd, events, maxevents, timeout_ms, <void *>NULL, <size_t>8)
+
+
 cdef inline int64_t mono_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -46,14 +58,14 @@ cdef inline uint32_t be32(const unsigned char *p) noexcept nogil:
     return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
 
 
-cdef inline bint same_addr(const sockaddr_storage *a, const sockaddr_storage *b) noexcept nogil:
+cdef inline bint same_addr(const Addr *a, const Addr *b) noexcept nogil:
     cdef const sockaddr_in *a4
     cdef const sockaddr_in *b4
     cdef const sockaddr_in6 *a6
     cdef const sockaddr_in6 *b6
-    if a.ss_family != b.ss_family:
+    if a.sin6_family != b.sin6_family:
         return False
-    if a.ss_family == AF_INET:
+    if a.sin6_family == AF_INET:
         a4 = <const sockaddr_in *>a
         b4 = <const sockaddr_in *>b
         return a4.sin_port == b4.sin_port and a4.sin_addr.s_addr == b4.sin_addr.s_addr
@@ -62,15 +74,15 @@ cdef inline bint same_addr(const sockaddr_storage *a, const sockaddr_storage *b)
     return a6.sin6_port == b6.sin6_port and memcmp(&a6.sin6_addr, &b6.sin6_addr, 16) == 0
 
 
-cdef inline void set_port(sockaddr_storage *a, uint16_t port) noexcept nogil:
-    if a.ss_family == AF_INET:
+cdef inline void set_port(Addr *a, uint16_t port) noexcept nogil:
+    if a.sin6_family == AF_INET:
         (<sockaddr_in *>a).sin_port = htons(port)
     else:
         (<sockaddr_in6 *>a).sin6_port = htons(port)
 
 
-cdef inline uint16_t get_port(const sockaddr_storage *a) noexcept nogil:
-    if a.ss_family == AF_INET:
+cdef inline uint16_t get_port(const Addr *a) noexcept nogil:
+    if a.sin6_family == AF_INET:
         return ntohs((<const sockaddr_in *>a).sin_port)
     return ntohs((<const sockaddr_in6 *>a).sin6_port)
 
@@ -206,21 +218,21 @@ cdef bint parse_rtcp(Leg *leg, Leg *peer, const unsigned char *buf, unsigned int
 
 # ---------------------------------------------------------------- source checks
 
-cdef inline void latch_rtp(Leg *leg, const sockaddr_storage *src, uint32_t ssrc) noexcept nogil:
-    memcpy(&leg.dst_rtp, src, sizeof(sockaddr_storage))
+cdef inline void latch_rtp(Leg *leg, const Addr *src, uint32_t ssrc) noexcept nogil:
+    memcpy(&leg.dst_rtp, src, sizeof(Addr))
     leg.has_dst_rtp = 1
     leg.latched = 1
     leg.latched_ssrc = ssrc
     if leg.rtcp_mux:
-        memcpy(&leg.dst_rtcp, src, sizeof(sockaddr_storage))
+        memcpy(&leg.dst_rtcp, src, sizeof(Addr))
         leg.has_dst_rtcp = 1
     elif not leg.rtcp_latched:
-        memcpy(&leg.dst_rtcp, src, sizeof(sockaddr_storage))
+        memcpy(&leg.dst_rtcp, src, sizeof(Addr))
         set_port(&leg.dst_rtcp, get_port(src) + 1)
         leg.has_dst_rtcp = 1
 
 
-cdef inline bint rtp_source_ok(Leg *leg, const sockaddr_storage *src, uint32_t ssrc, int64_t now) noexcept nogil:
+cdef inline bint rtp_source_ok(Leg *leg, const Addr *src, uint32_t ssrc, int64_t now) noexcept nogil:
     if leg.latched:
         if same_addr(src, &leg.dst_rtp):
             leg.latched_ssrc = ssrc
@@ -238,7 +250,7 @@ cdef inline bint rtp_source_ok(Leg *leg, const sockaddr_storage *src, uint32_t s
     return True
 
 
-cdef inline bint rtcp_source_ok(Leg *leg, const sockaddr_storage *src) noexcept nogil:
+cdef inline bint rtcp_source_ok(Leg *leg, const Addr *src) noexcept nogil:
     if leg.rtcp_latched:
         if same_addr(src, &leg.dst_rtcp):
             return True
@@ -248,7 +260,7 @@ cdef inline bint rtcp_source_ok(Leg *leg, const sockaddr_storage *src) noexcept 
     elif leg.strict and leg.has_sdp and not same_addr(src, &leg.sdp_rtcp):
         leg.drops.foreign_source += 1
         return False
-    memcpy(&leg.dst_rtcp, src, sizeof(sockaddr_storage))
+    memcpy(&leg.dst_rtcp, src, sizeof(Addr))
     leg.has_dst_rtcp = 1
     leg.rtcp_latched = 1
     return True
@@ -264,7 +276,7 @@ cdef inline bint looks_like_rtcp(const unsigned char *buf, unsigned int length) 
 cdef void send_batch(Leg *leg, int fd, mmsghdr *msgs, int count, bint rtcp) noexcept nogil:
     cdef int sent = 0, r, i
     while sent < count:
-        r = sendmmsg(fd, msgs + sent, count - sent, 0)
+        r = sys_sendmmsg(fd, msgs + sent, count - sent)
         if r <= 0:
             # the first remaining message failed: count it and go on with the rest
             if rtcp:
@@ -293,7 +305,7 @@ cdef void handle_ready(Worker *w, uint64_t token) noexcept nogil:
     cdef int got, i, nrtp = 0, nrtcp = 0, fd
     cdef unsigned int length
     cdef unsigned char *buf
-    cdef const sockaddr_storage *src
+    cdef const Addr *src
     cdef int64_t now
     cdef uint64_t scratch
     if token == WAKE_TOKEN:
@@ -307,7 +319,7 @@ cdef void handle_ready(Worker *w, uint64_t token) noexcept nogil:
         w.totals.stale_events += 1
         return
     fd = leg.rtcp_fd if on_rtcp_socket else leg.rtp_fd
-    got = recvmmsg(fd, w.rmsg, w.recv_batch, MSG_DONTWAIT, NULL)
+    got = sys_recvmmsg(fd, w.rmsg, w.recv_batch)
     if got <= 0:
         return
     now = mono_ns()
@@ -316,7 +328,7 @@ cdef void handle_ready(Worker *w, uint64_t token) noexcept nogil:
         length = w.rmsg[i].msg_len
         buf = w.bufs + i * BUFSZ
         src = &w.raddr[i]
-        w.rmsg[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+        w.rmsg[i].msg_hdr.msg_namelen = sizeof(Addr)
         if w.rmsg[i].msg_hdr.msg_flags & MSG_TRUNC:
             leg.drops.truncated += 1
             leg.rx.errors += 1
@@ -407,10 +419,11 @@ cdef void scan_timeouts(Worker *w, int64_t now) noexcept nogil:
 
 cdef void worker_loop(Worker *w) noexcept nogil:
     cdef int n, i
+    cdef timespec pause
     cdef int64_t now
     cdef bint stopping = False
     while not stopping:
-        n = epoll_wait(w.epfd, w.evs, MAXEVENTS, 100)
+        n = sys_epoll_wait(w.epfd, w.evs, MAXEVENTS, 100)
         pthread_mutex_lock(&w.lock)
         w.totals.wakeups += 1
         for i in range(n):
@@ -421,12 +434,18 @@ cdef void worker_loop(Worker *w) noexcept nogil:
             scan_timeouts(w, now)
         stopping = w.stopping
         pthread_mutex_unlock(&w.lock)
+        if w.coalesce_ns and 0 < n < MAXEVENTS // 4:
+            # Few sockets were ready: let packets gather so the next epoll_wait returns a
+            # fuller batch. Fewer wake-ups per packet, at most coalesce_ns added latency.
+            pause.tv_sec = 0
+            pause.tv_nsec = w.coalesce_ns
+            nanosleep(&pause, NULL)
 
 
 # ---------------------------------------------------------------- Python face
 
-cdef int fill_addr(sockaddr_storage *out, int family, bytes packed, int port) except -1:
-    memset(out, 0, sizeof(sockaddr_storage))
+cdef int fill_addr(Addr *out, int family, bytes packed, int port) except -1:
+    memset(out, 0, sizeof(Addr))
     if family == AF_INET and len(packed) == 4:
         (<sockaddr_in *>out).sin_family = AF_INET
         memcpy(&(<sockaddr_in *>out).sin_addr, <const char *>packed, 4)
@@ -441,8 +460,8 @@ cdef int fill_addr(sockaddr_storage *out, int family, bytes packed, int port) ex
     return 0
 
 
-cdef object addr_tuple(const sockaddr_storage *a):
-    if a.ss_family == AF_INET:
+cdef object addr_tuple(const Addr *a):
+    if a.sin6_family == AF_INET:
         host = _socket.inet_ntop(AF_INET, (<const char *>&(<const sockaddr_in *>a).sin_addr)[:4])
     else:
         host = _socket.inet_ntop(AF_INET6, (<const char *>&(<const sockaddr_in6 *>a).sin6_addr)[:16])
@@ -455,7 +474,7 @@ cdef class Relay:
     cdef bint running
 
     def __cinit__(self, int capacity, int notify_fd, double timeout_s, int recv_batch=BATCH,
-                  int event_capacity=65536):
+                  int coalesce_us=0, int event_capacity=65536):
         cdef int i
         cdef epoll_event ev
         cdef Worker *w
@@ -477,6 +496,9 @@ cdef class Relay:
         if not 1 <= recv_batch <= BATCH:
             raise ValueError(f"recv_batch must be in 1..{BATCH}")
         w.recv_batch = recv_batch
+        if not 0 <= coalesce_us < 100000:
+            raise ValueError("coalesce_us must be in 0..99999")
+        w.coalesce_ns = coalesce_us * 1000
         w.capacity = capacity
         w.ev_cap = event_capacity
         for i in range(capacity):
@@ -490,7 +512,7 @@ cdef class Relay:
             w.rmsg[i].msg_hdr.msg_iov = &w.riov[i]
             w.rmsg[i].msg_hdr.msg_iovlen = 1
             w.rmsg[i].msg_hdr.msg_name = &w.raddr[i]
-            w.rmsg[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+            w.rmsg[i].msg_hdr.msg_namelen = sizeof(Addr)
             w.smsg[i].msg_hdr.msg_iov = &w.siov[i]
             w.smsg[i].msg_hdr.msg_iovlen = 1
             w.cmsg[i].msg_hdr.msg_iov = &w.ciov[i]
@@ -611,7 +633,7 @@ cdef class Relay:
                    bint rtcp_mux=False, int clock_rate=8000, object strict=None):
         """The remote party's media address from signalling (SDP). A changed address
         drops the latch (the call moved); the same address keeps it (a refresh)."""
-        cdef sockaddr_storage rtp, rtcp
+        cdef Addr rtp, rtcp
         cdef Leg *leg = self._leg(slot)
         cdef int strict_flag = -1 if strict is None else (1 if strict else 0)
         if (family == AF_INET) != (leg.addrlen == sizeof(sockaddr_in)):
@@ -623,14 +645,14 @@ cdef class Relay:
         with nogil:
             pthread_mutex_lock(&self.w.lock)
             if not leg.has_sdp or not same_addr(&leg.sdp_rtp, &rtp) or not same_addr(&leg.sdp_rtcp, &rtcp):
-                memcpy(&leg.dst_rtp, &rtp, sizeof(sockaddr_storage))
-                memcpy(&leg.dst_rtcp, &rtcp, sizeof(sockaddr_storage))
+                memcpy(&leg.dst_rtp, &rtp, sizeof(Addr))
+                memcpy(&leg.dst_rtcp, &rtcp, sizeof(Addr))
                 leg.has_dst_rtp = 1
                 leg.has_dst_rtcp = 1
                 leg.latched = 0
                 leg.rtcp_latched = 0
-            memcpy(&leg.sdp_rtp, &rtp, sizeof(sockaddr_storage))
-            memcpy(&leg.sdp_rtcp, &rtcp, sizeof(sockaddr_storage))
+            memcpy(&leg.sdp_rtp, &rtp, sizeof(Addr))
+            memcpy(&leg.sdp_rtcp, &rtcp, sizeof(Addr))
             leg.has_sdp = 1
             leg.rtcp_mux = rtcp_mux
             leg.clock_rate = clock_rate
