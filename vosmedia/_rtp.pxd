@@ -96,7 +96,6 @@ cdef extern from "<time.h>" nogil:
         long tv_sec
         long tv_nsec
     int clock_gettime(int clk, timespec *ts)
-    int nanosleep(const timespec *req, timespec *rem)
     int CLOCK_MONOTONIC
 
 
@@ -235,8 +234,6 @@ cdef struct Worker:
     int nfree
     int64_t timeout_ns
     int64_t last_scan_ns
-    int recv_batch              # datagrams asked of one socket per recvmmsg
-    int64_t coalesce_ns         # pause after a light wake-up so the next one finds more work
     Event *events
     int ev_head
     int ev_count

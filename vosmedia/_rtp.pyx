@@ -301,12 +301,6 @@ cdef void handle_ready(Worker *w, uint64_t token) noexcept nogil:
     cdef uint32_t slot = low >> 1
     cdef bint on_rtcp_socket = low & 1
     cdef Leg *leg
-    cdef Leg *peer
-    cdef int got, i, nrtp = 0, nrtcp = 0, fd
-    cdef unsigned int length
-    cdef unsigned char *buf
-    cdef const Addr *src
-    cdef int64_t now
     cdef uint64_t scratch
     if token == WAKE_TOKEN:
         read(w.wakefd, &scratch, 8)
@@ -318,10 +312,22 @@ cdef void handle_ready(Worker *w, uint64_t token) noexcept nogil:
     if not leg.in_use or leg.gen != gen:
         w.totals.stale_events += 1
         return
-    fd = leg.rtcp_fd if on_rtcp_socket else leg.rtp_fd
-    got = sys_recvmmsg(fd, w.rmsg, w.recv_batch)
+    # Level-triggered: a socket still holding datagrams after one batch is reported
+    # again by the next epoll_wait, so every ready socket gets its turn.
+    relay_batch(w, leg, on_rtcp_socket)
+
+
+cdef int relay_batch(Worker *w, Leg *leg, bint on_rtcp_socket) noexcept nogil:
+    """Receive one batch on a leg's socket, account it, forward it; return datagrams read."""
+    cdef Leg *peer
+    cdef int got, i, nrtp = 0, nrtcp = 0
+    cdef unsigned int length
+    cdef unsigned char *buf
+    cdef const Addr *src
+    cdef int64_t now
+    got = sys_recvmmsg(leg.rtcp_fd if on_rtcp_socket else leg.rtp_fd, w.rmsg, BATCH)
     if got <= 0:
-        return
+        return 0
     now = mono_ns()
     peer = &w.legs[leg.peer]
     for i in range(got):
@@ -386,6 +392,7 @@ cdef void handle_ready(Worker *w, uint64_t token) noexcept nogil:
             w.cmsg[i].msg_hdr.msg_namelen = peer.addrlen
         send_batch(peer, peer.rtp_fd if peer.rtcp_mux else peer.rtcp_fd, w.cmsg, nrtcp, True)
         w.totals.rtcp_relayed += nrtcp
+    return got
 
 
 cdef void push_event(Worker *w, int kind, const Leg *leg, int64_t idle_ns) noexcept nogil:
@@ -419,7 +426,6 @@ cdef void scan_timeouts(Worker *w, int64_t now) noexcept nogil:
 
 cdef void worker_loop(Worker *w) noexcept nogil:
     cdef int n, i
-    cdef timespec pause
     cdef int64_t now
     cdef bint stopping = False
     while not stopping:
@@ -434,12 +440,6 @@ cdef void worker_loop(Worker *w) noexcept nogil:
             scan_timeouts(w, now)
         stopping = w.stopping
         pthread_mutex_unlock(&w.lock)
-        if w.coalesce_ns and 0 < n < MAXEVENTS // 4:
-            # Few sockets were ready: let packets gather so the next epoll_wait returns a
-            # fuller batch. Fewer wake-ups per packet, at most coalesce_ns added latency.
-            pause.tv_sec = 0
-            pause.tv_nsec = w.coalesce_ns
-            nanosleep(&pause, NULL)
 
 
 # ---------------------------------------------------------------- Python face
@@ -473,8 +473,7 @@ cdef class Relay:
     cdef Worker *w
     cdef bint running
 
-    def __cinit__(self, int capacity, int notify_fd, double timeout_s, int recv_batch=BATCH,
-                  int coalesce_us=0, int event_capacity=65536):
+    def __cinit__(self, int capacity, int notify_fd, double timeout_s, int event_capacity=65536):
         cdef int i
         cdef epoll_event ev
         cdef Worker *w
@@ -493,12 +492,6 @@ cdef class Relay:
         w.bufs = <unsigned char *>calloc(BATCH, BUFSZ)
         if w.legs == NULL or w.free_slots == NULL or w.events == NULL or w.bufs == NULL:
             raise MemoryError()
-        if not 1 <= recv_batch <= BATCH:
-            raise ValueError(f"recv_batch must be in 1..{BATCH}")
-        w.recv_batch = recv_batch
-        if not 0 <= coalesce_us < 100000:
-            raise ValueError("coalesce_us must be in 0..99999")
-        w.coalesce_ns = coalesce_us * 1000
         w.capacity = capacity
         w.ev_cap = event_capacity
         for i in range(capacity):

@@ -70,7 +70,7 @@ class MediaEngine:
 
     def __init__(self, interfaces=("127.0.0.1",), port_min: int = 10000, port_max: int = 60000,
                  num_threads: int = 1, tos: int = 46, rtp_timeout: float = 30.0,
-                 strict: bool = False, recv_batch: int = 64, coalesce_us: int = 0):
+                 strict: bool = False):
         if isinstance(interfaces, str):
             interfaces = [interfaces]
         self.interfaces = [str(ipaddress.ip_address(a)) for a in interfaces]
@@ -89,7 +89,7 @@ class MediaEngine:
         self._next_worker = itertools.cycle(range(num_threads))
         self.event_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         capacity = max(2, self._pool.size)
-        self._relays = [_rtp.Relay(capacity, self.event_fd, self.rtp_timeout, recv_batch, coalesce_us)
+        self._relays = [_rtp.Relay(capacity, self.event_fd, self.rtp_timeout)
                         for _ in range(num_threads)]
         self._threads: list[threading.Thread] = []
 
