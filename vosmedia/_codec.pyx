@@ -197,44 +197,46 @@ cdef const uint8_t[::1] samples(object pcm):
     return raw
 
 
-def lin2alaw(pcm):
-    """A-law bytes of 16-bit native-endian PCM (bytes-like or numpy int16 array)."""
+ctypedef void (*g711_encoder)(const int16_t *pcm, uint8_t *out, int n) noexcept nogil
+ctypedef void (*g711_decoder)(const uint8_t *codes, int16_t *out, int n) noexcept nogil
+
+
+cdef bytes g711_encode_with(g711_encoder encode, object pcm):
     cdef const uint8_t[::1] raw = samples(pcm)
     cdef int n = <int>(raw.shape[0] // 2)
     out = PyBytes_FromStringAndSize(NULL, n)
     if n:
-        alaw_encode(<const int16_t *>&raw[0], <uint8_t *>PyBytes_AS_STRING(out), n)
+        encode(<const int16_t *>&raw[0], <uint8_t *>PyBytes_AS_STRING(out), n)
     return out
+
+
+cdef bytes g711_decode_with(g711_decoder decode, object data):
+    cdef const uint8_t[::1] raw = octets(data, 1)
+    cdef int n = <int>raw.shape[0]
+    out = PyBytes_FromStringAndSize(NULL, 2 * n)
+    if n:
+        decode(&raw[0], <int16_t *>PyBytes_AS_STRING(out), n)
+    return out
+
+
+def lin2alaw(pcm):
+    """A-law bytes of 16-bit native-endian PCM (bytes-like or numpy int16 array)."""
+    return g711_encode_with(alaw_encode, pcm)
 
 
 def lin2ulaw(pcm):
     """µ-law bytes of 16-bit native-endian PCM (bytes-like or numpy int16 array)."""
-    cdef const uint8_t[::1] raw = samples(pcm)
-    cdef int n = <int>(raw.shape[0] // 2)
-    out = PyBytes_FromStringAndSize(NULL, n)
-    if n:
-        ulaw_encode(<const int16_t *>&raw[0], <uint8_t *>PyBytes_AS_STRING(out), n)
-    return out
+    return g711_encode_with(ulaw_encode, pcm)
 
 
 def alaw2lin(data):
     """16-bit native-endian PCM bytes of A-law bytes."""
-    cdef const uint8_t[::1] raw = octets(data, 1)
-    cdef int n = <int>raw.shape[0]
-    out = PyBytes_FromStringAndSize(NULL, 2 * n)
-    if n:
-        alaw_decode(&raw[0], <int16_t *>PyBytes_AS_STRING(out), n)
-    return out
+    return g711_decode_with(alaw_decode, data)
 
 
 def ulaw2lin(data):
     """16-bit native-endian PCM bytes of µ-law bytes."""
-    cdef const uint8_t[::1] raw = octets(data, 1)
-    cdef int n = <int>raw.shape[0]
-    out = PyBytes_FromStringAndSize(NULL, 2 * n)
-    if n:
-        ulaw_decode(&raw[0], <int16_t *>PyBytes_AS_STRING(out), n)
-    return out
+    return g711_decode_with(ulaw_decode, data)
 
 
 def g729_frames(int length):
