@@ -340,3 +340,24 @@ def test_generated_offers_rewrite_to_exactly_the_requested_endpoints(medias, ses
         else:
             assert (ep.address, ep.rtp_port) == (old.address, old.rtp_port)
         assert desc.media[i].formats == [str(p) for p in medias[i][2]]
+
+
+def test_set_codecs_always_rtpmap_writes_static_payload_types_too():
+    desc = parse("v=0\no=- 1 1 IN IP4 1.1.1.1\nc=IN IP4 1.1.1.1\nm=audio 1 RTP/AVP 8 101\n"
+                 "a=rtpmap:101 telephone-event/8000\na=ptime:20\n")
+    audio = desc.media[0]
+    codecs = [Codec(18, "G729", 8000, 1, "annexb=no"), Codec(101, "telephone-event", 8000, 1, "0-16")]
+    audio.set_codecs(codecs)
+    assert audio.attribute_values("rtpmap") == ["101 telephone-event/8000"]
+    audio.set_codecs(codecs, always_rtpmap=True)
+    assert [str(a) for a in audio.attributes] == [
+        "rtpmap:18 G729/8000", "fmtp:18 annexb=no", "rtpmap:101 telephone-event/8000", "fmtp:101 0-16", "ptime:20"]
+    assert parse(desc.serialize()).codecs(0) == codecs
+
+
+def test_set_codecs_writes_no_rtpmap_for_a_dynamic_type_without_encoding():
+    desc = parse("v=0\no=- 1 1 IN IP4 1.1.1.1\nc=IN IP4 1.1.1.1\nm=audio 1 RTP/AVP 96 8\n")
+    audio = desc.media[0]
+    audio.set_codecs(list(reversed(audio.codecs())), always_rtpmap=True)
+    assert audio.attribute_values("rtpmap") == ["8 PCMA/8000"]
+    assert parse(desc.serialize()).codecs(0) == [Codec(8, "PCMA", 8000, 1, None), Codec(96, "", 0, 1, None)]

@@ -366,16 +366,20 @@ class Media(_Attributes):
             result.append(Codec(pt, enc, rate, ch, params.get(pt)))
         return result
 
-    def set_codecs(self, codecs: Iterable[Codec]) -> None:
+    def set_codecs(self, codecs: Iterable[Codec], *, always_rtpmap: bool = False) -> None:
         """Make the m= format list and its rtpmap/fmtp/rtcp-fb lines exactly ``codecs``.
 
         Attributes bound to payload types no longer listed are dropped.  An a=rtpmap is
         written for every dynamic payload type, for a static one that had an a=rtpmap
-        before, and for a static number used with a non-RFC 3551 definition.  The new
+        before, and for a static number used with a non-RFC 3551 definition; with
+        ``always_rtpmap`` it is written for every codec (static ones included).  A codec
+        with an empty encoding (a dynamic payload type that had no a=rtpmap) gets none.  The new
         block of codec attributes takes the place of the first old one.
         """
         codecs = list(codecs)
         had_map = set(self.rtpmaps())
+        if always_rtpmap:
+            had_map.update(c.pt for c in codecs)
         bound = ("rtpmap", "fmtp", "rtcp-fb")
         feedback = [a for a in self.attributes if a.name == "rtcp-fb"]
 
@@ -384,7 +388,8 @@ class Media(_Attributes):
 
         fresh: list[Attribute] = []
         for c in codecs:
-            if c.pt in had_map or STATIC_PAYLOAD_TYPES.get(c.pt) != (c.encoding, c.clock_rate, c.channels):
+            if c.encoding and (c.pt in had_map
+                               or STATIC_PAYLOAD_TYPES.get(c.pt) != (c.encoding, c.clock_rate, c.channels)):
                 fresh.append(Attribute("rtpmap", f"{c.pt} {c.name}"))
             if c.fmtp is not None:
                 fresh.append(Attribute("fmtp", f"{c.pt} {c.fmtp}"))
