@@ -1,5 +1,7 @@
 # C-level declarations of the relay core, shared with the other engine modules.
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t, int64_t
+
+from vosmedia._transcode cimport TcState, TC_MAX_PACKET, TC_OUT_CAP, TC_MAX_OUT_PACKETS
 
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -168,6 +170,8 @@ cdef struct Drops:
     uint64_t no_destination
     uint64_t truncated
     uint64_t rtcp_malformed
+    uint64_t unknown_payload_type
+    uint64_t bad_payload
 
 
 cdef struct Leg:
@@ -192,6 +196,11 @@ cdef struct Leg:
     Addr dst_rtp                # where this leg sends: latched source, else the SDP address
     TxStats tx
     RxStats rx
+    # Media path: with `tc` set, audio arriving on this leg is transcoded toward the peer;
+    # telephone-event packets (dtmf_pt, -1 if none) pass with the peer's payload type.
+    TcState *tc
+    int16_t dtmf_pt
+    int16_t peer_dtmf_pt
     # Colder: RTCP, signalling state, drop reasons.
     Addr dst_rtcp
     Addr sdp_rtp
@@ -247,4 +256,5 @@ cdef struct Worker:
     mmsghdr cmsg[BATCH]
     iovec ciov[BATCH]
     unsigned char *bufs
+    unsigned char *tcbuf        # packets the media path generates, before they are sent
     epoll_event evs[MAXEVENTS]

@@ -14,10 +14,13 @@ from libc.string cimport memset, memcpy, memcmp
 from libc.stdlib cimport calloc, free
 from posix.unistd cimport close, read, write
 
+from vosmedia._transcode cimport Transcoder, TcStats, tc_feed
+
 import socket as _socket
 
 cdef enum:
     EVENT_TIMEOUT = 1
+    TCBUF_SIZE = BATCH * TC_MAX_PACKET
     # RFC 3550 A.3 constants
     MAX_DROPOUT = 3000
     MAX_MISORDER = 100
@@ -295,6 +298,32 @@ cdef void send_batch(Leg *leg, int fd, mmsghdr *msgs, int count, bint rtcp) noex
         sent += r
 
 
+cdef inline int rtp_payload(const unsigned char *buf, unsigned int length,
+                            unsigned int *offset) noexcept nogil:
+    """Payload length of an RTP packet (CSRCs, extension and padding skipped); -1 if malformed."""
+    cdef unsigned int off = 12 + 4 * (buf[0] & 0x0F)
+    cdef unsigned int pad = 0
+    if buf[0] & 0x10:
+        if off + 4 > length:
+            return -1
+        off += 4 + 4 * be16(buf + off + 2)
+    if buf[0] & 0x20:
+        pad = buf[length - 1]
+    if off + pad > length:
+        return -1
+    offset[0] = off
+    return <int>(length - off - pad)
+
+
+cdef inline void flush_rtp(Worker *w, Leg *peer, int count) noexcept nogil:
+    cdef int i
+    for i in range(count):
+        w.smsg[i].msg_hdr.msg_name = &peer.dst_rtp
+        w.smsg[i].msg_hdr.msg_namelen = peer.addrlen
+    send_batch(peer, peer.rtp_fd, w.smsg, count, False)
+    w.totals.rtp_relayed += count
+
+
 cdef void handle_ready(Worker *w, uint64_t token) noexcept nogil:
     cdef uint32_t low = <uint32_t>(token & 0xFFFFFFFFU)
     cdef uint32_t gen = <uint32_t>(token >> 32)
@@ -325,6 +354,9 @@ cdef int relay_batch(Worker *w, Leg *leg, bint on_rtcp_socket) noexcept nogil:
     cdef unsigned char *buf
     cdef const Addr *src
     cdef int64_t now
+    cdef unsigned int offset
+    cdef int plen, made, k, tcused = 0
+    cdef int tclens[TC_MAX_OUT_PACKETS]
     got = sys_recvmmsg(leg.rtcp_fd if on_rtcp_socket else leg.rtp_fd, w.rmsg, BATCH)
     if got <= 0:
         return 0
@@ -377,15 +409,40 @@ cdef int relay_batch(Worker *w, Leg *leg, bint on_rtcp_socket) noexcept nogil:
         if not peer.has_dst_rtp:
             leg.drops.no_destination += 1
             continue
+        if leg.tc != NULL and (buf[1] & 0x7F) != leg.dtmf_pt:
+            # media path: decode, repacketise, encode; the packets are the engine's own
+            if (buf[1] & 0x7F) != leg.tc.in_codec:
+                leg.drops.unknown_payload_type += 1
+                continue
+            plen = rtp_payload(buf, length, &offset)
+            if plen < 0:
+                leg.drops.bad_payload += 1
+                leg.rx.errors += 1
+                continue
+            if nrtp + TC_MAX_OUT_PACKETS > BATCH or tcused + TC_OUT_CAP > TCBUF_SIZE:
+                flush_rtp(w, peer, nrtp)
+                nrtp = 0
+                tcused = 0
+            made = tc_feed(leg.tc, be32(buf + 8), buf + offset, plen, be32(buf + 4), buf[1] >> 7,
+                           w.tcbuf + tcused, TC_OUT_CAP, tclens, TC_MAX_OUT_PACKETS)
+            if made < 0:
+                leg.drops.bad_payload += 1
+                leg.rx.errors += 1
+                continue
+            for k in range(made):
+                w.siov[nrtp].iov_base = w.tcbuf + tcused
+                w.siov[nrtp].iov_len = tclens[k]
+                tcused += tclens[k]
+                nrtp += 1
+            continue
+        if leg.tc != NULL:
+            # telephone-event passes to the peer under the peer's payload type
+            buf[1] = (buf[1] & 0x80) | <unsigned char>leg.peer_dtmf_pt
         w.siov[nrtp].iov_base = buf
         w.siov[nrtp].iov_len = length
         nrtp += 1
     if nrtp:
-        for i in range(nrtp):
-            w.smsg[i].msg_hdr.msg_name = &peer.dst_rtp
-            w.smsg[i].msg_hdr.msg_namelen = peer.addrlen
-        send_batch(peer, peer.rtp_fd, w.smsg, nrtp, False)
-        w.totals.rtp_relayed += nrtp
+        flush_rtp(w, peer, nrtp)
     if nrtcp:
         for i in range(nrtcp):
             w.cmsg[i].msg_hdr.msg_name = &peer.dst_rtcp
@@ -490,7 +547,9 @@ cdef class Relay:
         w.free_slots = <int32_t *>calloc(capacity, sizeof(int32_t))
         w.events = <Event *>calloc(event_capacity, sizeof(Event))
         w.bufs = <unsigned char *>calloc(BATCH, BUFSZ)
-        if w.legs == NULL or w.free_slots == NULL or w.events == NULL or w.bufs == NULL:
+        w.tcbuf = <unsigned char *>calloc(1, TCBUF_SIZE)
+        if w.legs == NULL or w.free_slots == NULL or w.events == NULL or w.bufs == NULL \
+                or w.tcbuf == NULL:
             raise MemoryError()
         w.capacity = capacity
         w.ev_cap = event_capacity
@@ -537,6 +596,7 @@ cdef class Relay:
         free(w.free_slots)
         free(w.events)
         free(w.bufs)
+        free(w.tcbuf)
         free(w)
         self.w = NULL
 
@@ -603,6 +663,8 @@ cdef class Relay:
         leg.base_ns = now
         leg.armed_ns = now
         leg.rtcp.rtt_ns = -1
+        leg.dtmf_pt = -1
+        leg.peer_dtmf_pt = -1
         leg.addrlen = sizeof(sockaddr_in) if family == AF_INET else sizeof(sockaddr_in6)
         if slot >= w.high_water:
             w.high_water = slot + 1
@@ -655,6 +717,19 @@ cdef class Relay:
                 leg.strict = strict_flag
             pthread_mutex_unlock(&self.w.lock)
 
+    def set_transcoder(self, int slot, Transcoder transcoder, int dtmf_pt=-1, int peer_dtmf_pt=-1):
+        """Transcode audio arriving on a leg toward its peer (None: back to pass-through).
+        The caller keeps `transcoder` alive while it is set."""
+        cdef Leg *leg = self._leg(slot)
+        if not (-1 <= dtmf_pt <= 127 and -1 <= peer_dtmf_pt <= 127) or (dtmf_pt >= 0) != (peer_dtmf_pt >= 0):
+            raise ValueError("telephone-event payload types must both be 0..127, or both -1")
+        with nogil:
+            pthread_mutex_lock(&self.w.lock)
+            leg.tc = transcoder.tc if transcoder is not None else NULL
+            leg.dtmf_pt = dtmf_pt
+            leg.peer_dtmf_pt = peer_dtmf_pt
+            pthread_mutex_unlock(&self.w.lock)
+
     def remove_pair(self, int a, int b):
         """Stop relaying for two legs, close their sockets, free their slots; return their stats."""
         self._leg(a)
@@ -683,11 +758,15 @@ cdef class Relay:
         """A snapshot of one leg's counters."""
         cdef Leg copy
         cdef RxStats rx
+        cdef TcStats tcs
         cdef int64_t now
         self._leg(slot)
+        memset(&tcs, 0, sizeof(TcStats))
         with nogil:
             pthread_mutex_lock(&self.w.lock)
             memcpy(&copy, &self.w.legs[slot], sizeof(Leg))
+            if copy.tc != NULL:
+                tcs = copy.tc.st
             pthread_mutex_unlock(&self.w.lock)
             now = mono_ns()
         rx = copy.rx
@@ -730,6 +809,13 @@ cdef class Relay:
                 "no_destination": copy.drops.no_destination,
                 "truncated": copy.drops.truncated,
                 "rtcp_malformed": copy.drops.rtcp_malformed,
+                "unknown_payload_type": copy.drops.unknown_payload_type,
+                "bad_payload": copy.drops.bad_payload,
+            },
+            "transcoding": None if copy.tc == NULL else {
+                "packets_in": tcs.packets_in, "packets_out": tcs.packets_out,
+                "gaps": tcs.gaps, "late": tcs.late, "concealed": tcs.concealed,
+                "sid_out": tcs.sid_out, "dtx_frames": tcs.dtx_frames,
             },
         }
 

@@ -91,3 +91,11 @@ cdef int tc_feed(TcState *tc, uint32_t ssrc, const uint8_t *payload, int length,
                  int max_packets) noexcept nogil
 cdef int tc_conceal(TcState *tc, int frames, uint8_t *out, int out_cap, int *out_lens,
                     int max_packets) noexcept nogil
+
+
+cdef class Transcoder:
+    cdef TcState *tc
+    cdef object decoder          # G729Decoder kept alive for tc.dec
+    cdef object encoder          # G729Encoder kept alive for tc.enc
+    cdef readonly bint annexb
+    cdef list packets(self, int count, const uint8_t *out, const int *lens)

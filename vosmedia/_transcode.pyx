@@ -344,10 +344,6 @@ cdef class Transcoder:
     RTP packets (bytes) to send; a payload of impossible size raises ValueError and counts
     in stats["bad_payload"]. conceal's default is one input packet (in_ptime / 10 frames).
     """
-    cdef TcState *tc
-    cdef object decoder          # G729Decoder kept alive for tc.dec
-    cdef object encoder          # G729Encoder kept alive for tc.enc
-    cdef readonly bint annexb
 
     def __cinit__(self, in_codec, out_codec, int in_ptime=20, int out_ptime=20, out_pt=None,
                   unsigned long long out_ssrc=0, bint annexb=False, int seq=0,

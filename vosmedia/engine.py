@@ -14,13 +14,17 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from vosmedia import _rtp, netif
+from vosmedia import _rtp, _transcode, netif
 
 
 class PortPoolExhausted(RuntimeError):
     """No free even/odd port pair is left in the configured range."""
+
+
+class TranscodingLimit(RuntimeError):
+    """The engine already transcodes as many directions as it is allowed to."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class _Session:
     local: tuple[tuple[str, int], tuple[str, int]]
     family: int
     created: float
+    # per side: the transcoder for media arriving on that side (kept alive here while the
+    # worker uses its C state)
+    transcoders: list = field(default_factory=lambda: [None, None])
 
 
 class MediaEngine:
@@ -70,7 +77,7 @@ class MediaEngine:
 
     def __init__(self, interfaces=("127.0.0.1",), port_min: int = 10000, port_max: int = 60000,
                  num_threads: int = 1, tos: int = 46, rtp_timeout: float = 30.0,
-                 strict: bool = False):
+                 strict: bool = False, max_transcoding: int = 1000):
         if isinstance(interfaces, str):
             interfaces = [interfaces]
         self.interfaces = [str(ipaddress.ip_address(a)) for a in interfaces]
@@ -82,6 +89,10 @@ class MediaEngine:
         self.tos = tos
         self.strict = strict
         self.rtp_timeout = float(rtp_timeout)
+        if max_transcoding < 0:
+            raise ValueError("max_transcoding must be >= 0")
+        self.max_transcoding = max_transcoding
+        self._transcoding = 0
         self._pool = PortPool(port_min, port_max)
         self._lock = threading.Lock()
         self._sessions: dict[int, _Session] = {}
@@ -247,6 +258,39 @@ class MediaEngine:
                 s.slots[side], family, ip.packed, rtp_port,
                 rtcp_port if rtcp_port is not None else rtp_port + 1, rtcp_mux, clock_rate, strict)
 
+    def set_transcoding(self, sid: int, side: int, in_codec: str, out_codec: str, *,
+                        in_ptime: int = 20, out_ptime: int = 20, out_pt: int | None = None,
+                        annexb: bool = False, dtmf_pt: int | None = None,
+                        peer_dtmf_pt: int | None = None) -> None:
+        """Decode audio arriving on `side` as `in_codec` and send it to the other side as
+        `out_codec` (payload type `out_pt`, G.729 VAD/DTX when `annexb`), repacketised to
+        `out_ptime`. Telephone-event packets (`dtmf_pt`) pass untouched but for their payload
+        type (`peer_dtmf_pt`). Each direction counts against `max_transcoding`."""
+        transcoder = _transcode.Transcoder(in_codec, out_codec, in_ptime, out_ptime, out_pt,
+                                           int.from_bytes(os.urandom(4), "big"), annexb,
+                                           int.from_bytes(os.urandom(2), "big"),
+                                           int.from_bytes(os.urandom(4), "big"))
+        with self._lock:
+            s = self._get(sid)
+            if s.transcoders[side] is None and self._transcoding >= self.max_transcoding:
+                raise TranscodingLimit(
+                    f"transcoding capacity reached: {self.max_transcoding} directions in use")
+            self._relays[s.worker].set_transcoder(
+                s.slots[side], transcoder, -1 if dtmf_pt is None else dtmf_pt,
+                -1 if peer_dtmf_pt is None else peer_dtmf_pt)
+            if s.transcoders[side] is None:
+                self._transcoding += 1
+            s.transcoders[side] = transcoder
+
+    def clear_transcoding(self, sid: int, side: int) -> None:
+        """Back to pass-through for media arriving on `side`."""
+        with self._lock:
+            s = self._get(sid)
+            if s.transcoders[side] is not None:
+                self._relays[s.worker].set_transcoder(s.slots[side], None)
+                s.transcoders[side] = None
+                self._transcoding -= 1
+
     def delete_session(self, sid: int) -> dict:
         """Stop relaying, free the ports; return the final statistics."""
         with self._lock:
@@ -254,6 +298,7 @@ class MediaEngine:
             if s is None:
                 raise KeyError(f"no media session {sid}")
             legs = self._relays[s.worker].remove_pair(*s.slots)
+            self._transcoding -= sum(t is not None for t in s.transcoders)
             for _, port in s.local:
                 self._pool.give(port)
         return self._describe(sid, s, legs)
@@ -283,6 +328,7 @@ class MediaEngine:
                 out[k] = out.get(k, 0) + v
         with self._lock:
             out["sessions"] = len(self._sessions)
+            out["transcoding"] = self._transcoding
             out["ports_free"] = len(self._pool)
         out["workers"] = len(self._relays)
         return out
