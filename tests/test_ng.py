@@ -334,7 +334,7 @@ def test_sdp_version_control(node, peers):
     assert forced.origin.version == 7
 
 
-def test_codec_strip_except_offer_and_transcoding_refusal(node, peers):
+def test_codec_strip_except_offer_mask_and_transcoding_refusal(node, peers):
     a, _ = peers
     offer = make_sdp(a.port).replace("RTP/AVP 8 101", "RTP/AVP 8 0 18 101") \
         .replace("a=ptime:20", "a=fmtp:18 annexb=no\r\na=ptime:20")
@@ -352,8 +352,8 @@ def test_codec_strip_except_offer_and_transcoding_refusal(node, peers):
     assert formats(flags=["codec-strip-all", "codec-except-PCMA", "codec-except-telephone-event"]) == ["8", "101"]
     assert formats(codec={"strip": ["all"]}) == ["8", "0", "18", "101"]      # never strip to nothing
     assert formats(codec={"transcode": ["PCMU"]}) == ["0", "8", "18", "101"]  # present: just preferred
-    assert "transcoding is not available" in formats(codec={"transcode": ["G722"]})
-    assert "needs transcoding" in formats(codec={"mask": ["PCMA"]})
+    assert "Cannot transcode to 'G722'" in formats(codec={"transcode": ["G722"]})
+    assert formats(codec={"mask": ["PCMA"]}) == ["0", "18", "101"]
     assert "must be a dictionary" in formats(codec="PCMA")
     stripped = node.client.call({"command": "offer", "call-id": "fmtp", "from-tag": "x", "sdp": offer,
                                  "codec": {"strip": ["PCMA", "PCMU"]}})["sdp"].decode()
@@ -805,15 +805,28 @@ def test_relaybench_ng_setup_against_media_node(tmp_path):
 
 
 @pytest.mark.skipif(not NG_SETUP.exists(), reason=f"{NG_SETUP} not present")
-def test_relaybench_transcode_request_is_refused_clearly():
+def test_relaybench_transcoded_calls_carry_g729_toward_b(tmp_path):
+    """ng_setup.py --transcode G729: A offers PCMA, B is offered and answers G.729 only;
+    the node transcodes both ways."""
     proc, client, port = start_media_node("--port-min", "62400", "--port-max", "62499")
+    base, socks = bind_block(4)
     try:
-        done = subprocess.run([sys.executable, str(NG_SETUP), "127.0.0.1", str(port), "1", "30000", os.devnull,
+        out = tmp_path / "streams"
+        done = subprocess.run([sys.executable, str(NG_SETUP), "127.0.0.1", str(port), "1", str(base), str(out),
                                "--transcode", "G729"], capture_output=True, text=True, timeout=60)
-        assert done.returncode != 0
-        assert "transcoding is not available" in done.stderr
-        assert client.call({"command": "list"})["calls"] == []
+        assert done.returncode == 0, done.stderr
+        a, pa, b, pb = map(int, out.read_text().split())
+        sock_a, sock_b = socks[0], socks[2]
+        for i in range(3):
+            sock_a.sendto(rtp(i, i * 160, payload=bytes([0xD5]) * 160), ("127.0.0.1", pa))
+            packet, _ = recv_from(sock_b)
+            assert packet[1] & 0x7F == 18 and len(packet) == 12 + 20       # G.729, 20 ms
+        sock_b.sendto(rtp(1, 0, ssrc=3, pt=18, payload=bytes(20)), ("127.0.0.1", pb))
+        packet, _ = recv_from(sock_a)
+        assert packet[1] & 0x7F == 8 and len(packet) == 12 + 160           # back to PCMA
     finally:
+        for s in socks:
+            s.close()
         client.close()
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)

@@ -31,7 +31,8 @@ from typing import Callable, Iterable
 
 from vosmedia import bencode
 from vosmedia import sdp as sdpmod
-from vosmedia.engine import PortPoolExhausted
+from vosmedia import codecs as negotiation
+from vosmedia.engine import PortPoolExhausted, TranscodingLimit
 
 __all__ = ["NgServer", "NgError", "ENDED_BY_TIMEOUT", "ENDED_BY_DELETE", "ENDED_BY_OFFER_TIMEOUT"]
 
@@ -59,6 +60,9 @@ class _Stream:
     sid: int | None = None
     # what each party advertised in its latest SDP: (address, rtp port, rtcp port) or None
     advertised: list = field(default_factory=lambda: [None, None])
+    offer_plan: object = None          # codecs.OfferPlan of the latest offer
+    offerer: int = 0                   # the side that sent it
+    answer_plan: object = None         # codecs.AnswerPlan once answered
 
 
 @dataclass
@@ -108,58 +112,6 @@ def _endpoint_dict(address: str, port: int) -> dict:
 
 def _int(value) -> int:
     return int(round(value)) if value is not None else 0
-
-
-def _codec_matches(codec: sdpmod.Codec, spec: str) -> bool:
-    """rtpengine codec selectors: a payload type number, ``NAME`` or ``NAME/RATE[/CHANNELS]``."""
-    if spec.isdigit():
-        return codec.pt == int(spec)
-    parts = spec.split("/")
-    if parts[0].lower() != codec.encoding.lower():
-        return False
-    if len(parts) > 1 and parts[1] and parts[1] != str(codec.clock_rate):
-        return False
-    return not (len(parts) > 2 and parts[2] and parts[2] != str(codec.channels))
-
-
-def _apply_codec_options(desc: sdpmod.SessionDescription, options: dict[str, list[str]]) -> None:
-    """Codec list manipulation of an offer: ``strip``, ``except``, ``offer`` (SDP-only).
-
-    ``transcode`` of a codec the offer already has is a reordering (as in rtpengine); any
-    manipulation that needs the transcoder (``transcode`` of a new codec, ``mask``,
-    ``consume``) is refused with an error rather than producing an SDP the relay cannot
-    honour.  If stripping would leave an m= line without codecs, it is left unchanged.
-    """
-    if not options:
-        return
-    strip = options.get("strip", [])
-    keep = options.get("except", [])
-    preferred = options.get("offer", []) + options.get("transcode", [])
-    for media in desc.media:
-        if not media.is_rtp or media.port == 0:
-            continue
-        codecs = media.codecs()
-        for spec in options.get("transcode", []):
-            if not any(_codec_matches(c, spec) for c in codecs):
-                raise NgError(f"Cannot transcode to '{spec}': transcoding is not available on this media node")
-        for op in ("mask", "consume"):
-            for spec in options.get(op, []):
-                if spec.lower() in ("all", "full") or any(_codec_matches(c, spec) for c in codecs):
-                    raise NgError(f"Codec {op} '{spec}' needs transcoding, which this media node does not do")
-        strip_all = any(s.lower() in ("all", "full") for s in strip)
-
-        def wanted(codec: sdpmod.Codec) -> bool:
-            if any(_codec_matches(codec, s) for s in keep + preferred):
-                return True
-            return not (strip_all or any(_codec_matches(codec, s) for s in strip))
-
-        result = [c for c in codecs if wanted(c)]
-        if preferred:
-            first = [c for spec in preferred for c in result if _codec_matches(c, spec)]
-            first = list(dict.fromkeys(first))
-            result = first + [c for c in result if c not in first]
-        if result and result != codecs:
-            media.set_codecs(result)
 
 
 class _Request:
@@ -437,8 +389,7 @@ class NgServer:
         if "loop protect" in request.flags and desc.has_attribute(LOOP_PROTECT_ATTRIBUTE):
             return {"result": "ok", "sdp": sdp_text}
         remotes = self._remote_endpoints(desc, request)
-        if not answer:
-            _apply_codec_options(desc, request.codec_options())
+        offer_plans = self._plan_offer(desc, request) if not answer else {}
 
         call = self.calls.get(call_id)
         if answer and call is None:
@@ -461,12 +412,14 @@ class NgServer:
                 sender = 0
             tag = from_tag
         receiver = 1 - sender
+        answer_plans = self._plan_answer(call, desc) if answer else {}
 
         via = request.text("via branch")
         local_address = self._local_address(call, request, remotes)
         new_sids: list[int] = []
         try:
             outgoing = self._apply(call, desc, remotes, sender, local_address, new_sids, request)
+            self._use_media_path(call, desc, answer_plans)
             desc.rewrite_endpoints(outgoing)
             self._post_process(call, desc, request, receiver, outgoing)
             reply = {"result": "ok", "sdp": desc.serialize()}
@@ -486,6 +439,9 @@ class NgServer:
             if call.tags[offerer] is None:
                 call.tags[offerer] = from_tag
                 call.tag_created[offerer] = now_wall
+        for index, plan in offer_plans.items():
+            call.streams[index].offer_plan = plan
+            call.streams[index].offerer = sender
         if via is not None:
             call.via_branch = via
         call.last_signal = now_wall
@@ -494,6 +450,71 @@ class NgServer:
             self.ended.pop(call_id, None)
             self.stats["calls_created"] += 1
         return reply
+
+    # ================================================================ codecs and transcoding
+
+    @staticmethod
+    def _plan_offer(desc: sdpmod.SessionDescription, request: _Request) -> dict:
+        """Codec plan per relayed m= line of an offer; rewrites the codec lists sent on."""
+        plans = {}
+        try:
+            options = negotiation.CodecOptions.from_ng(request.codec_options(),
+                                                       ptime=request.integer("ptime"))
+            for index, media in enumerate(desc.media):
+                if media.port != 0 and media.is_rtp:
+                    plans[index] = negotiation.plan_offer(media, options)
+                    negotiation.apply_offer(media, plans[index])
+        except negotiation.CodecNegotiationError as exc:
+            raise NgError(str(exc)) from None
+        return plans
+
+    @staticmethod
+    def _plan_answer(call: _Call, desc: sdpmod.SessionDescription) -> dict:
+        """What each answered m= line negotiated against its offer (before any session work,
+        so a codec mismatch leaves nothing behind)."""
+        plans = {}
+        try:
+            for index, media in enumerate(desc.media):
+                stream = call.streams[index] if index < len(call.streams) else None
+                if stream is not None and stream.offer_plan is not None and media.port != 0 and media.is_rtp:
+                    plans[index] = negotiation.plan_answer(stream.offer_plan, media)
+        except negotiation.CodecNegotiationError as exc:
+            raise NgError(str(exc)) from None
+        return plans
+
+    def _use_media_path(self, call: _Call, desc: sdpmod.SessionDescription, plans: dict) -> None:
+        """Set each answered stream's engine session to transcode (or pass through) and
+        rewrite the answer's codec list toward the offerer accordingly."""
+        for index, plan in plans.items():
+            stream = call.streams[index]
+            stream.answer_plan = plan
+            if stream.sid is None:
+                continue
+            if not plan.media_path:
+                for side in (0, 1):
+                    self.engine.clear_transcoding(stream.sid, side)
+                continue
+            offerer = stream.offerer
+            self._transcode(stream.sid, offerer, plan.offerer, plan.answerer)
+            self._transcode(stream.sid, 1 - offerer, plan.answerer, plan.offerer)
+            negotiation.apply_answer(desc.media[index], plan)
+
+    def _transcode(self, sid: int, side: int, sender, receiver) -> None:
+        """Media arriving from the party on `side` (its leg `sender`) is re-encoded for the
+        other party (`receiver`)."""
+        dtmf = sender.dtmf is not None and receiver.dtmf is not None
+        try:
+            self.engine.set_transcoding(
+                sid, side, sender.codec.encoding, receiver.codec.encoding,
+                in_ptime=sender.ptime, out_ptime=receiver.ptime, out_pt=receiver.codec.pt,
+                annexb=bool(receiver.annexb),
+                dtmf_pt=sender.dtmf.pt if dtmf else None,
+                peer_dtmf_pt=receiver.dtmf.pt if dtmf else None)
+        except TranscodingLimit as exc:
+            self.stats["transcoding_refused"] += 1
+            raise NgError(str(exc)) from None
+        except ValueError as exc:
+            raise NgError(f"Cannot transcode {sender.codec.name} to {receiver.codec.name}: {exc}") from None
 
     def _remote_endpoints(self, desc: sdpmod.SessionDescription, request: _Request) -> list:
         """Per m= line: the sender's (address, rtp, rtcp, rtcp_mux, clock rate) or None if not relayed."""
