@@ -284,9 +284,17 @@ def wait_ng_ready(proc: Proc, port: int) -> None:
                       f"within {READY_TIMEOUT:.0f} s:\n{proc.tail()}")
 
 
+# --transcode CODEC: every call is transcoded (A sends PCMA, B is offered and sends CODEC)
+TRANSCODE: str | None = None
+# blast's B side: payload type and bytes per 20 ms packet of the transcoded codec
+B_SIDE = {"G729": ("18", "20")}
+
+
 def ng_setup(tools: Path, plan: PortPlan, calls: int, streams: Path, log: Path) -> None:
     cmd = [sys.executable, str(tools / "ng_setup.py"), "127.0.0.1", str(plan.ng_port),
            str(calls), str(plan.local_base), str(streams)]
+    if TRANSCODE:
+        cmd += ["--transcode", TRANSCODE]
     p = start("ng_setup", cmd, log)
     try:
         rc = p.p.wait(max(60, calls * 0.2))
@@ -446,6 +454,8 @@ def parse_measure(text: str) -> dict[str, float]:
 def measure(env: Env, relay: Proc, streams: Path, seconds: float, pps: int, res: Result) -> None:
     cmd = ["bash", str(env.tools / "measure.sh"), str(relay.pid), str(streams), f"{seconds:g}", str(pps)]
     child_env = dict(os.environ, BLAST=str(env.blast))
+    if TRANSCODE:
+        child_env["BLAST_B_PT"], child_env["BLAST_B_LEN"] = B_SIDE[TRANSCODE]
     res.loadavg_before = os.getloadavg()[0]
     ticks0 = core_ticks(RELAY_CORE)
     m = start("measure.sh", cmd, env.work / f"measure-{res.peer}-{res.calls}-{res.repeat}.log", env=child_env)
@@ -541,6 +551,8 @@ def run_one(env: Env, alloc: PortAllocator, peer: str, calls: int, pps: int, sec
         plan = alloc.take()
         res.ports = asdict(plan)
         res.disturbed = wait_quiet(quiet_wait)
+        if TRANSCODE and peer == "minrelay":
+            raise NotMeasured("minrelay does not transcode")
         relay, streams = STARTERS[peer](env, plan, calls, f"{peer}-{calls}-{repeat}")
         res.command = relay.cmd
         measure(env, relay, streams, seconds, pps, res)
@@ -648,6 +660,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--seconds", type=float, default=10, help="counted seconds per run (default 10)")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma list of " + ", ".join(PEERS))
     ap.add_argument("--repeat", type=int, default=1, help="runs per relay and load (median shown)")
+    ap.add_argument("--transcode", choices=sorted(B_SIDE),
+                    help="transcode every call: A sends PCMA, B sends this codec (20 ms)")
     ap.add_argument("--out", help="write all results as JSON to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, streams files)")
     ap.add_argument("--quiet-wait", type=float, default=300, metavar="S",
@@ -674,7 +688,9 @@ def _terminate(signum, frame):
 
 
 def main(argv=None) -> int:
+    global TRANSCODE
     args = parse_args(argv)
+    TRANSCODE = args.transcode
     if (os.cpu_count() or 1) < 2:
         sys.exit("needs at least 2 CPUs (blast on core 0, relay on core 1)")
     tools = tools_dir()
