@@ -93,3 +93,8 @@ cdef int jb_put(JitterBuf *jb, uint32_t ssrc, uint16_t seq, uint32_t ts, int mar
 cdef int jb_get(JitterBuf *jb, double now_ms, JbSlot **frame) noexcept nogil
 cdef double jb_depth_ms(JitterBuf *jb, double now_ms) noexcept nogil
 cdef double jb_target_ms(JitterBuf *jb) noexcept nogil
+
+
+cdef class JitterBuffer:
+    cdef JitterBuf *jb
+    cdef double last_now

@@ -348,8 +348,6 @@ cdef class JitterBuffer:
     "duplicate" | "overflow"; get(now_ms) -> (FRAME, (seq, ts, marker, payload)) |
     (CONCEAL, None) | (NOTHING, None).
     """
-    cdef JitterBuf *jb
-    cdef double last_now
 
     def __cinit__(self, int mode=1, double min_ms=20, double max_ms=200, double default_ms=60,
                   double frame_ms=20, double clock_rate=8000):

@@ -2,6 +2,7 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t, int64_t
 
 from vosmedia._transcode cimport TcState, TC_MAX_PACKET, TC_OUT_CAP, TC_MAX_OUT_PACKETS
+from vosmedia._jitter cimport JitterBuf
 
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -201,6 +202,11 @@ cdef struct Leg:
     TcState *tc
     int16_t dtmf_pt
     int16_t peer_dtmf_pt
+    # With `jb` set (transcoding legs), audio waits in the jitter buffer and a playout
+    # tick every `tick_ns` hands one frame (or a concealment) to the transcoder.
+    JitterBuf *jb
+    int64_t tick_ns
+    int64_t next_tick_ns
     # Colder: RTCP, signalling state, drop reasons.
     Addr dst_rtcp
     Addr sdp_rtp
@@ -257,4 +263,6 @@ cdef struct Worker:
     iovec ciov[BATCH]
     unsigned char *bufs
     unsigned char *tcbuf        # packets the media path generates, before they are sent
+    int32_t *playout            # slots of legs with a jitter buffer
+    int nplayout
     epoll_event evs[MAXEVENTS]

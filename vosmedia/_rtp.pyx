@@ -14,7 +14,9 @@ from libc.string cimport memset, memcpy, memcmp
 from libc.stdlib cimport calloc, free
 from posix.unistd cimport close, read, write
 
-from vosmedia._transcode cimport Transcoder, TcStats, tc_feed
+from vosmedia._transcode cimport Transcoder, TcStats, tc_feed, tc_conceal
+from vosmedia._jitter cimport (JitterBuffer, JbSlot, JbStats, jb_put, jb_get, jb_depth_ms,
+                               jb_target_ms, JB_FRAME, JB_CONCEAL)
 
 import socket as _socket
 
@@ -419,6 +421,11 @@ cdef int relay_batch(Worker *w, Leg *leg, bint on_rtcp_socket) noexcept nogil:
                 leg.drops.bad_payload += 1
                 leg.rx.errors += 1
                 continue
+            if leg.jb != NULL:
+                # played out (decoded, re-encoded, sent) by the leg's playout tick
+                jb_put(leg.jb, be32(buf + 8), be16(buf + 2), be32(buf + 4), buf[1] >> 7,
+                       buf + offset, plen, now / 1e6)
+                continue
             if nrtp + TC_MAX_OUT_PACKETS > BATCH or tcused + TC_OUT_CAP > TCBUF_SIZE:
                 flush_rtp(w, peer, nrtp)
                 nrtp = 0
@@ -452,6 +459,68 @@ cdef int relay_batch(Worker *w, Leg *leg, bint on_rtcp_socket) noexcept nogil:
     return got
 
 
+cdef void play_out(Worker *w, Leg *leg, int64_t now) noexcept nogil:
+    """Run a jitter-buffered leg's playout ticks that are due: one frame (or concealment)
+    per tick into the transcoder, the packets it makes out to the peer."""
+    cdef Leg *peer = &w.legs[leg.peer]
+    cdef JbSlot *frame
+    cdef int made, k, nrtp = 0, used = 0
+    cdef int tclens[TC_MAX_OUT_PACKETS]
+    cdef int64_t tick
+    if now - leg.next_tick_ns > 50 * leg.tick_ns:
+        leg.next_tick_ns = now          # the worker stalled: do not replay the backlog
+    while leg.next_tick_ns <= now:
+        tick = leg.next_tick_ns
+        leg.next_tick_ns += leg.tick_ns
+        made = 0
+        if nrtp + TC_MAX_OUT_PACKETS > BATCH or used + TC_OUT_CAP > TCBUF_SIZE:
+            flush_rtp(w, peer, nrtp)
+            nrtp = 0
+            used = 0
+        k = jb_get(leg.jb, tick / 1e6, &frame)
+        if k == JB_FRAME:
+            made = tc_feed(leg.tc, leg.jb.ssrc, frame.payload, frame.length, frame.ts, frame.marker,
+                           w.tcbuf + used, TC_OUT_CAP, tclens, TC_MAX_OUT_PACKETS)
+        elif k == JB_CONCEAL:
+            made = tc_conceal(leg.tc, <int>(leg.tick_ns // 10000000), w.tcbuf + used, TC_OUT_CAP,
+                              tclens, TC_MAX_OUT_PACKETS)
+        if made < 0:
+            leg.drops.bad_payload += 1
+            leg.rx.errors += 1
+            continue
+        for k in range(made):
+            w.siov[nrtp].iov_base = w.tcbuf + used
+            w.siov[nrtp].iov_len = tclens[k]
+            used += tclens[k]
+            nrtp += 1
+    if nrtp:
+        if peer.has_dst_rtp:
+            flush_rtp(w, peer, nrtp)
+        else:
+            leg.drops.no_destination += nrtp
+
+
+cdef int playout_wait_ms(Worker *w, int64_t now) noexcept nogil:
+    """How long epoll may sleep before the next playout tick is due (100 ms at most)."""
+    cdef int i
+    cdef int64_t soonest = now + 100000000
+    for i in range(w.nplayout):
+        if w.legs[w.playout[i]].next_tick_ns < soonest:
+            soonest = w.legs[w.playout[i]].next_tick_ns
+    if soonest <= now:
+        return 0
+    return <int>((soonest - now + 999999) // 1000000)
+
+
+cdef void playout_forget(Worker *w, int32_t slot) noexcept nogil:
+    cdef int i
+    for i in range(w.nplayout):
+        if w.playout[i] == slot:
+            w.nplayout -= 1
+            w.playout[i] = w.playout[w.nplayout]
+            return
+
+
 cdef void push_event(Worker *w, int kind, const Leg *leg, int64_t idle_ns) noexcept nogil:
     cdef Event *ev
     cdef uint64_t one = 1
@@ -482,16 +551,22 @@ cdef void scan_timeouts(Worker *w, int64_t now) noexcept nogil:
 
 
 cdef void worker_loop(Worker *w) noexcept nogil:
-    cdef int n, i
+    cdef int n, i, wait_ms = 100
     cdef int64_t now
     cdef bint stopping = False
     while not stopping:
-        n = sys_epoll_wait(w.epfd, w.evs, MAXEVENTS, 100)
+        n = sys_epoll_wait(w.epfd, w.evs, MAXEVENTS, wait_ms)
         pthread_mutex_lock(&w.lock)
         w.totals.wakeups += 1
         for i in range(n):
             handle_ready(w, w.evs[i].data.u64)
         now = mono_ns()
+        wait_ms = 100
+        if w.nplayout:
+            for i in range(w.nplayout):
+                if w.legs[w.playout[i]].next_tick_ns <= now:
+                    play_out(w, &w.legs[w.playout[i]], now)
+            wait_ms = playout_wait_ms(w, mono_ns())
         if now - w.last_scan_ns >= SCAN_INTERVAL_NS:
             w.last_scan_ns = now
             scan_timeouts(w, now)
@@ -548,8 +623,9 @@ cdef class Relay:
         w.events = <Event *>calloc(event_capacity, sizeof(Event))
         w.bufs = <unsigned char *>calloc(BATCH, BUFSZ)
         w.tcbuf = <unsigned char *>calloc(1, TCBUF_SIZE)
+        w.playout = <int32_t *>calloc(capacity, sizeof(int32_t))
         if w.legs == NULL or w.free_slots == NULL or w.events == NULL or w.bufs == NULL \
-                or w.tcbuf == NULL:
+                or w.tcbuf == NULL or w.playout == NULL:
             raise MemoryError()
         w.capacity = capacity
         w.ev_cap = event_capacity
@@ -597,6 +673,7 @@ cdef class Relay:
         free(w.events)
         free(w.bufs)
         free(w.tcbuf)
+        free(w.playout)
         free(w)
         self.w = NULL
 
@@ -717,17 +794,30 @@ cdef class Relay:
                 leg.strict = strict_flag
             pthread_mutex_unlock(&self.w.lock)
 
-    def set_transcoder(self, int slot, Transcoder transcoder, int dtmf_pt=-1, int peer_dtmf_pt=-1):
-        """Transcode audio arriving on a leg toward its peer (None: back to pass-through).
-        The caller keeps `transcoder` alive while it is set."""
+    def set_transcoder(self, int slot, Transcoder transcoder, int dtmf_pt=-1, int peer_dtmf_pt=-1,
+                       JitterBuffer jitter=None, int frame_ms=20):
+        """Transcode audio arriving on a leg toward its peer (None: back to pass-through),
+        through `jitter` (played out every `frame_ms`) when given. The caller keeps the
+        transcoder and the buffer alive while they are set."""
         cdef Leg *leg = self._leg(slot)
+        cdef bint buffered = transcoder is not None and jitter is not None
         if not (-1 <= dtmf_pt <= 127 and -1 <= peer_dtmf_pt <= 127) or (dtmf_pt >= 0) != (peer_dtmf_pt >= 0):
             raise ValueError("telephone-event payload types must both be 0..127, or both -1")
+        if buffered and not 10 <= frame_ms <= 60:
+            raise ValueError("frame_ms must be in 10..60")
         with nogil:
             pthread_mutex_lock(&self.w.lock)
             leg.tc = transcoder.tc if transcoder is not None else NULL
             leg.dtmf_pt = dtmf_pt
             leg.peer_dtmf_pt = peer_dtmf_pt
+            if leg.jb != NULL:
+                playout_forget(self.w, slot)
+            leg.jb = jitter.jb if buffered else NULL
+            if buffered:
+                leg.tick_ns = <int64_t>frame_ms * 1000000
+                leg.next_tick_ns = mono_ns() + leg.tick_ns
+                self.w.playout[self.w.nplayout] = slot
+                self.w.nplayout += 1
             pthread_mutex_unlock(&self.w.lock)
 
     def remove_pair(self, int a, int b):
@@ -745,6 +835,10 @@ cdef class Relay:
     cdef void _release(self, int32_t slot) noexcept nogil:
         cdef Worker *w = self.w
         cdef Leg *leg = &w.legs[slot]
+        if leg.jb != NULL:
+            playout_forget(w, slot)
+            leg.jb = NULL
+        leg.tc = NULL
         epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtp_fd, NULL)
         epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtcp_fd, NULL)
         close(leg.rtp_fd)
@@ -759,14 +853,21 @@ cdef class Relay:
         cdef Leg copy
         cdef RxStats rx
         cdef TcStats tcs
+        cdef JbStats jbs
+        cdef double depth = 0, target = 0
         cdef int64_t now
         self._leg(slot)
         memset(&tcs, 0, sizeof(TcStats))
+        memset(&jbs, 0, sizeof(JbStats))
         with nogil:
             pthread_mutex_lock(&self.w.lock)
             memcpy(&copy, &self.w.legs[slot], sizeof(Leg))
             if copy.tc != NULL:
                 tcs = copy.tc.st
+            if copy.jb != NULL:
+                jbs = copy.jb.st
+                depth = jb_depth_ms(copy.jb, mono_ns() / 1e6)
+                target = jb_target_ms(copy.jb)
             pthread_mutex_unlock(&self.w.lock)
             now = mono_ns()
         rx = copy.rx
@@ -816,6 +917,12 @@ cdef class Relay:
                 "packets_in": tcs.packets_in, "packets_out": tcs.packets_out,
                 "gaps": tcs.gaps, "late": tcs.late, "concealed": tcs.concealed,
                 "sid_out": tcs.sid_out, "dtx_frames": tcs.dtx_frames,
+            },
+            "jitter_buffer": None if copy.jb == NULL else {
+                "depth_ms": depth, "target_ms": target, "played": jbs.played,
+                "late": jbs.late, "concealed": jbs.concealed, "reorders": jbs.reorders,
+                "duplicates": jbs.duplicates, "overflow": jbs.overflow, "resyncs": jbs.resyncs,
+                "ssrc_changes": jbs.ssrc_changes,
             },
         }
 

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from vosmedia import _rtp, _transcode, netif
+from vosmedia import _jitter, _rtp, _transcode, netif
 
 
 class PortPoolExhausted(RuntimeError):
@@ -261,15 +261,24 @@ class MediaEngine:
     def set_transcoding(self, sid: int, side: int, in_codec: str, out_codec: str, *,
                         in_ptime: int = 20, out_ptime: int = 20, out_pt: int | None = None,
                         annexb: bool = False, dtmf_pt: int | None = None,
-                        peer_dtmf_pt: int | None = None) -> None:
+                        peer_dtmf_pt: int | None = None,
+                        jitter_buffer: tuple | None = (1, 20, 200, 60)) -> None:
         """Decode audio arriving on `side` as `in_codec` and send it to the other side as
         `out_codec` (payload type `out_pt`, G.729 VAD/DTX when `annexb`), repacketised to
         `out_ptime`. Telephone-event packets (`dtmf_pt`) pass untouched but for their payload
-        type (`peer_dtmf_pt`). Each direction counts against `max_transcoding`."""
+        type (`peer_dtmf_pt`). Each direction counts against `max_transcoding`.
+
+        `jitter_buffer` = (mode, min_ms, max_ms, default_ms) as SS_JITTERBUFFER_MODE/_MIN/
+        _MAX/_DEFAULT: arriving audio waits there and is played out every `in_ptime`; None
+        decodes each packet on arrival."""
         transcoder = _transcode.Transcoder(in_codec, out_codec, in_ptime, out_ptime, out_pt,
                                            int.from_bytes(os.urandom(4), "big"), annexb,
                                            int.from_bytes(os.urandom(2), "big"),
                                            int.from_bytes(os.urandom(4), "big"))
+        jitter = None
+        if jitter_buffer is not None:
+            mode, low, high, start = jitter_buffer
+            jitter = _jitter.JitterBuffer(mode, low, high, start, frame_ms=in_ptime)
         with self._lock:
             s = self._get(sid)
             if s.transcoders[side] is None and self._transcoding >= self.max_transcoding:
@@ -277,10 +286,10 @@ class MediaEngine:
                     f"transcoding capacity reached: {self.max_transcoding} directions in use")
             self._relays[s.worker].set_transcoder(
                 s.slots[side], transcoder, -1 if dtmf_pt is None else dtmf_pt,
-                -1 if peer_dtmf_pt is None else peer_dtmf_pt)
+                -1 if peer_dtmf_pt is None else peer_dtmf_pt, jitter, in_ptime)
             if s.transcoders[side] is None:
                 self._transcoding += 1
-            s.transcoders[side] = transcoder
+            s.transcoders[side] = (transcoder, jitter)
 
     def clear_transcoding(self, sid: int, side: int) -> None:
         """Back to pass-through for media arriving on `side`."""
