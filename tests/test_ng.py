@@ -824,6 +824,11 @@ def test_relaybench_transcoded_calls_carry_g729_toward_b(tmp_path):
         sock_b.sendto(rtp(1, 0, ssrc=3, pt=18, payload=bytes(20)), ("127.0.0.1", pb))
         packet, _ = recv_from(sock_a)
         assert packet[1] & 0x7F == 8 and len(packet) == 12 + 160           # back to PCMA
+        call_id = client.call({"command": "list"})["calls"][0].decode()
+        tags = client.call({"command": "query", "call-id": call_id})["tags"]
+        streams = [s for t in tags.values() for m in t["medias"] for s in m["streams"] if b"RTP" in s["flags"]]
+        assert any(s.get("jitter buffer", {}).get("played", 0) >= 3 for s in streams)
+        assert any(s.get("transcoding", {}).get("packets out", 0) >= 3 for s in streams)
     finally:
         for s in socks:
             s.close()

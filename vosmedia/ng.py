@@ -757,6 +757,9 @@ class NgServer:
         drops = leg.get("drops")
         if drops:
             rtp_stream["drops"] = {k.replace("_", " "): _int(v) for k, v in drops.items()}
+        for key in ("transcoding", "jitter_buffer"):      # media path of transcoded streams
+            if leg.get(key):
+                rtp_stream[key.replace("_", " ")] = {k.replace("_", " "): _int(v) for k, v in leg[key].items()}
         if leg.get("timed_out"):
             rtp_stream["flags"].append("timed out")
         media["streams"] = [rtp_stream, rtcp_stream]
