@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
                        default=get_default("SS_RTP_TIMEOUT"),
                        help="seconds without media on both legs before a call is deleted "
                             "(SS_RTP_TIMEOUT, default %(default)s)")
+    media.add_argument("--max-transcoding", metavar="N", type=int, default=1000,
+                       help="transcoded directions (two per call) the node accepts; beyond it "
+                            "offers that need transcoding fail (default %(default)s)")
+    for option, name in (("--jb-mode", "SS_JITTERBUFFER_MODE"), ("--jb-min", "SS_JITTERBUFFER_MIN"),
+                         ("--jb-max", "SS_JITTERBUFFER_MAX"), ("--jb-default", "SS_JITTERBUFFER_DEFAULT")):
+        media.add_argument(option, metavar="V", type=_param(name), default=get_default(name),
+                           help=f"jitter buffer of transcoded streams ({name}, default %(default)s)")
     media.add_argument("--strict-source", action="store_true",
                        help="for every call, relay media only from the address its SDP announced "
                             "(rtpengine's strict-source; per call with the NG flag)")
@@ -138,7 +145,11 @@ def _resolve_interfaces(specs: list[str]) -> tuple[list[str], dict[str, str]]:
 def run_media(args, parser: argparse.ArgumentParser) -> int:
     try:
         check_consistency({"SS_MEDIAPROXYPORT_START": args.port_min,
-                           "SS_MEDIAPROXYPORT_END": args.port_max})
+                           "SS_MEDIAPROXYPORT_END": args.port_max,
+                           "SS_JITTERBUFFER_MIN": args.jb_min, "SS_JITTERBUFFER_MAX": args.jb_max,
+                           "SS_JITTERBUFFER_DEFAULT": args.jb_default})
+        if args.max_transcoding < 0:
+            raise ValueError("--max-transcoding must be 0 or more")
         addresses, names = _resolve_interfaces(args.interface)
     except (ParamError, ValueError) as exc:
         parser.error(str(exc))
@@ -148,7 +159,9 @@ def run_media(args, parser: argparse.ArgumentParser) -> int:
     try:
         engine = MediaEngine(interfaces=addresses, port_min=args.port_min, port_max=args.port_max,
                              num_threads=args.num_threads, tos=args.tos,
-                             rtp_timeout=float(args.rtp_timeout), strict=args.strict_source)
+                             rtp_timeout=float(args.rtp_timeout), strict=args.strict_source,
+                             max_transcoding=args.max_transcoding,
+                             jitter_buffer=(int(args.jb_mode), args.jb_min, args.jb_max, args.jb_default))
     except (ValueError, OSError) as exc:
         print(f"vosmedia media: cannot start the media engine: {exc}", file=sys.stderr)
         return 1

@@ -878,3 +878,29 @@ def test_media_node_reports_busy_ng_port():
     finally:
         blocker.close()
     assert done.returncode == 1 and "cannot listen for NG" in done.stderr
+
+
+def test_offer_needing_transcoding_beyond_capacity_fails_clearly(peers):
+    a, b = peers
+    eng = MediaEngine(interfaces=["127.0.0.1"], port_min=61500, port_max=61599, max_transcoding=2)
+    eng.start()
+    node = Node(eng)
+    try:
+        def offer(call_id):
+            return node.client.call({"command": "offer", "call-id": call_id, "from-tag": "x",
+                                     "sdp": make_sdp(a.port), "codec": {"transcode": ["G729"], "mask": ["PCMA"]}})
+        first = offer("t1")
+        assert first["result"] == b"ok"
+        answer = node.client.call({"command": "answer", "call-id": "t1", "from-tag": "x", "to-tag": "y",
+                                   "sdp": make_sdp(b.port, codec=(18, "G729/8000"))})
+        assert answer["result"] == b"ok" and b"PCMA/8000" in answer["sdp"]
+        assert eng.transcoding_headroom() == 0
+        refused = offer("t2")
+        assert refused["result"] == b"error" and b"capacity" in refused["error-reason"]
+        plain = node.client.call({"command": "offer", "call-id": "t3", "from-tag": "x", "sdp": make_sdp(a.port)})
+        assert plain["result"] == b"ok"                       # pass-through calls still go
+        node.client.call({"command": "delete", "call-id": "t1"})
+        assert eng.transcoding_headroom() == 2 and offer("t4")["result"] == b"ok"
+    finally:
+        node.close()
+        eng.close()

@@ -77,7 +77,8 @@ class MediaEngine:
 
     def __init__(self, interfaces=("127.0.0.1",), port_min: int = 10000, port_max: int = 60000,
                  num_threads: int = 1, tos: int = 46, rtp_timeout: float = 30.0,
-                 strict: bool = False, max_transcoding: int = 1000):
+                 strict: bool = False, max_transcoding: int = 1000,
+                 jitter_buffer: tuple | None = (1, 20, 200, 60)):
         if isinstance(interfaces, str):
             interfaces = [interfaces]
         self.interfaces = [str(ipaddress.ip_address(a)) for a in interfaces]
@@ -93,6 +94,8 @@ class MediaEngine:
             raise ValueError("max_transcoding must be >= 0")
         self.max_transcoding = max_transcoding
         self._transcoding = 0
+        # (mode, min_ms, max_ms, default_ms) for transcoded directions; None: decode on arrival
+        self.jitter_buffer = jitter_buffer
         self._pool = PortPool(port_min, port_max)
         self._lock = threading.Lock()
         self._sessions: dict[int, _Session] = {}
@@ -262,7 +265,7 @@ class MediaEngine:
                         in_ptime: int = 20, out_ptime: int = 20, out_pt: int | None = None,
                         annexb: bool = False, dtmf_pt: int | None = None,
                         peer_dtmf_pt: int | None = None,
-                        jitter_buffer: tuple | None = (1, 20, 200, 60)) -> None:
+                        jitter_buffer: tuple | None | str = "engine") -> None:
         """Decode audio arriving on `side` as `in_codec` and send it to the other side as
         `out_codec` (payload type `out_pt`, G.729 VAD/DTX when `annexb`), repacketised to
         `out_ptime`. Telephone-event packets (`dtmf_pt`) pass untouched but for their payload
@@ -270,7 +273,9 @@ class MediaEngine:
 
         `jitter_buffer` = (mode, min_ms, max_ms, default_ms) as SS_JITTERBUFFER_MODE/_MIN/
         _MAX/_DEFAULT: arriving audio waits there and is played out every `in_ptime`; None
-        decodes each packet on arrival."""
+        decodes each packet on arrival; by default the engine's own setting applies."""
+        if jitter_buffer == "engine":
+            jitter_buffer = self.jitter_buffer
         transcoder = _transcode.Transcoder(in_codec, out_codec, in_ptime, out_ptime, out_pt,
                                            int.from_bytes(os.urandom(4), "big"), annexb,
                                            int.from_bytes(os.urandom(2), "big"),
@@ -290,6 +295,11 @@ class MediaEngine:
             if s.transcoders[side] is None:
                 self._transcoding += 1
             s.transcoders[side] = (transcoder, jitter)
+
+    def transcoding_headroom(self) -> int:
+        """How many more directions may be transcoded now."""
+        with self._lock:
+            return self.max_transcoding - self._transcoding
 
     def clear_transcoding(self, sid: int, side: int) -> None:
         """Back to pass-through for media arriving on `side`."""

@@ -390,6 +390,10 @@ class NgServer:
             return {"result": "ok", "sdp": sdp_text}
         remotes = self._remote_endpoints(desc, request)
         offer_plans = self._plan_offer(desc, request) if not answer else {}
+        certain = sum(2 for plan in offer_plans.values() if plan.masked or plan.added)
+        if certain and self.engine.transcoding_headroom() < certain:
+            self.stats["transcoding_refused"] += 1
+            raise NgError(f"Transcoding capacity reached ({self.engine.max_transcoding} directions in use)")
 
         call = self.calls.get(call_id)
         if answer and call is None:
