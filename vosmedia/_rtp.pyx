@@ -317,6 +317,23 @@ cdef inline int rtp_payload(const unsigned char *buf, unsigned int length,
     return <int>(length - off - pad)
 
 
+cdef inline int queue_made(Worker *w, Leg *leg, const int *lens, int made, int nrtp,
+                           int *used) noexcept nogil:
+    """Queue the packets the transcoder just wrote at tcbuf + used; count a refused payload.
+    Returns the new number of queued packets."""
+    cdef int k
+    if made < 0:
+        leg.drops.bad_payload += 1
+        leg.rx.errors += 1
+        return nrtp
+    for k in range(made):
+        w.siov[nrtp].iov_base = w.tcbuf + used[0]
+        w.siov[nrtp].iov_len = lens[k]
+        used[0] += lens[k]
+        nrtp += 1
+    return nrtp
+
+
 cdef inline void flush_rtp(Worker *w, Leg *peer, int count) noexcept nogil:
     cdef int i
     for i in range(count):
@@ -432,15 +449,7 @@ cdef int relay_batch(Worker *w, Leg *leg, bint on_rtcp_socket) noexcept nogil:
                 tcused = 0
             made = tc_feed(leg.tc, be32(buf + 8), buf + offset, plen, be32(buf + 4), buf[1] >> 7,
                            w.tcbuf + tcused, TC_OUT_CAP, tclens, TC_MAX_OUT_PACKETS)
-            if made < 0:
-                leg.drops.bad_payload += 1
-                leg.rx.errors += 1
-                continue
-            for k in range(made):
-                w.siov[nrtp].iov_base = w.tcbuf + tcused
-                w.siov[nrtp].iov_len = tclens[k]
-                tcused += tclens[k]
-                nrtp += 1
+            nrtp = queue_made(w, leg, tclens, made, nrtp, &tcused)
             continue
         if leg.tc != NULL:
             # telephone-event passes to the peer under the peer's payload type
@@ -484,15 +493,7 @@ cdef void play_out(Worker *w, Leg *leg, int64_t now) noexcept nogil:
         elif k == JB_CONCEAL:
             made = tc_conceal(leg.tc, <int>(leg.tick_ns // 10000000), w.tcbuf + used, TC_OUT_CAP,
                               tclens, TC_MAX_OUT_PACKETS)
-        if made < 0:
-            leg.drops.bad_payload += 1
-            leg.rx.errors += 1
-            continue
-        for k in range(made):
-            w.siov[nrtp].iov_base = w.tcbuf + used
-            w.siov[nrtp].iov_len = tclens[k]
-            used += tclens[k]
-            nrtp += 1
+        nrtp = queue_made(w, leg, tclens, made, nrtp, &used)
     if nrtp:
         if peer.has_dst_rtp:
             flush_rtp(w, peer, nrtp)
