@@ -2,6 +2,10 @@
 
 Subcommands:
 
+``vosmedia dtmf-detect [--law alaw|ulaw|linear]``
+    Reads 8 kHz audio on stdin (16-bit little-endian linear by default) and prints the
+    DTMF digits the in-band detector finds, on one line.
+
 ``vosmedia media``
     A standalone media relay node: the compiled media engine driven over the
     rtpengine-compatible NG control protocol (``docs/ng-protocol.md``), so Kamailio,
@@ -99,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="for every call, relay media only from the address its SDP announced "
                             "(rtpengine's strict-source; per call with the NG flag)")
     media.set_defaults(func=run_media)
+
+    detect = commands.add_parser(
+        "dtmf-detect", help="print the DTMF digits in 8 kHz audio read from stdin",
+        description="Run the in-band DTMF detector over 8 kHz audio on stdin (16-bit "
+                    "little-endian linear by default, or G.711 bytes) and print the digits "
+                    "it finds on one line.")
+    detect.add_argument("--law", choices=["linear", "alaw", "ulaw"], default="linear",
+                        help="sample format on stdin (default %(default)s)")
+    detect.set_defaults(func=run_dtmf_detect)
     return parser
 
 
@@ -199,6 +212,37 @@ async def _serve_media(engine, args, names: dict[str, str]) -> int:
         server.delete_all("shutdown")
         log.info("media node stopped (%d active call(s) deleted)", active)
     return 0
+
+
+# ------------------------------------------------------------------ vosmedia dtmf-detect
+
+def run_dtmf_detect(args, parser: argparse.ArgumentParser) -> int:
+    from vosmedia import _codec, _dtmf
+
+    detector = _dtmf.DtmfDetector()
+    decode = {"alaw": _codec.alaw2lin, "ulaw": _codec.ulaw2lin}.get(args.law)
+    digits: list[str] = []
+    leftover = b""
+    while chunk := sys.stdin.buffer.read(65536):
+        if decode is not None:
+            digits.append(detector.feed(decode(chunk)))
+            continue
+        chunk = leftover + chunk
+        usable = len(chunk) // 2 * 2
+        leftover = chunk[usable:]
+        pcm = chunk[:usable]
+        if sys.byteorder != "little":
+            pcm = _swap16(pcm)
+        digits.append(detector.feed(pcm))
+    print("".join(digits))
+    return 0
+
+
+def _swap16(data: bytes) -> bytes:
+    """Byte-swapped 16-bit samples (little-endian input on a big-endian host)."""
+    out = bytearray(data)
+    out[0::2], out[1::2] = data[1::2], data[0::2]
+    return bytes(out)
 
 
 if __name__ == "__main__":
