@@ -143,6 +143,10 @@ cdef char analyse_block(DtmfDet *det) noexcept nogil:
     # total / N is the block's mean power
     if (pr + pc) < TONE_TO_TOTAL * total / DTMF_BLOCK:
         return 0
+    cdef char key = KEYS[r * 4 + (c - 4)]
+    if key == det.last_hit:
+        # the previous block passed every check with this tone pair: it goes on
+        return key
     # the candidate checks: six more filters in one pass over the block
     cdef float coef[6]
     cdef float q[6]
@@ -161,7 +165,7 @@ cdef char analyse_block(DtmfDet *det) noexcept nogil:
     # swamp the measurement: those rows are checked only with a column far enough away
     if ROW_HARMONIC_OK[r][c - 4] and q[4] > HARMONIC_RATIO * (pr + pc):
         return 0
-    return KEYS[r * 4 + (c - 4)]
+    return key
 
 
 cdef int dtmf_detect(DtmfDet *det, const int16_t *pcm, int n, char *digits_out, int cap) noexcept nogil:
