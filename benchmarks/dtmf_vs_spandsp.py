@@ -160,23 +160,15 @@ def ours_time_frames(pcm, repeats):
     pcm = frames_of(pcm)
     frames = [pcm[i:i + FRAME].tobytes() for i in range(0, len(pcm), FRAME)]
     empty = [b""] * len(frames)
-    best_full = best_empty = None
-    for _ in range(repeats):
-        det = _dtmf.DtmfDetector()
-        feed = det.feed
+    def timed(chunks):
+        feed = _dtmf.DtmfDetector().feed
         t0 = time.perf_counter_ns()
-        for fr in frames:
-            feed(fr)
-        ns = time.perf_counter_ns() - t0
-        best_full = ns if best_full is None else min(best_full, ns)
-        det = _dtmf.DtmfDetector()
-        feed = det.feed
-        t0 = time.perf_counter_ns()
-        for fr in empty:
-            feed(fr)
-        ns = time.perf_counter_ns() - t0
-        best_empty = ns if best_empty is None else min(best_empty, ns)
-    return best_full, best_empty
+        for chunk in chunks:
+            feed(chunk)
+        return time.perf_counter_ns() - t0
+
+    return (min(timed(frames) for _ in range(repeats)),
+            min(timed(empty) for _ in range(repeats)))
 
 
 def matched(expected, got):

@@ -92,3 +92,11 @@ def wait_for(predicate, timeout: float = 2.0, step: float = 0.01):
             return value
         time.sleep(step)
     return predicate()
+
+
+def connect(engine, a: Peer, b: Peer, **session_options) -> int:
+    """A new engine session between two peers whose SDP addresses are known."""
+    sid = engine.create_session(**session_options)
+    engine.set_remote(sid, 0, a.host, a.port)
+    engine.set_remote(sid, 1, b.host, b.port)
+    return sid

@@ -8,7 +8,7 @@ import pytest
 
 import bcg729ref
 from audioutil import segmental_snr, speechlike
-from rtputil import Peer, rtp
+from rtputil import Peer, connect, rtp
 from vosmedia import _codec
 from vosmedia.engine import MediaEngine, TranscodingLimit
 
@@ -38,9 +38,7 @@ def engine():
 def transcoded(engine):
     """A offers PCMA, B talks G.729 (annexb=no): transcoding both ways, DTMF 101 ⇄ 96."""
     a, b = Peer.pair(), Peer.pair()
-    sid = engine.create_session()
-    engine.set_remote(sid, 0, a.host, a.port)
-    engine.set_remote(sid, 1, b.host, b.port)
+    sid = connect(engine, a, b)
     engine.set_transcoding(sid, 0, "PCMA", "G729", out_pt=18, dtmf_pt=101, peer_dtmf_pt=96)
     engine.set_transcoding(sid, 1, "G729", "PCMA", out_pt=8, dtmf_pt=96, peer_dtmf_pt=101)
     yield engine, sid, a, b
@@ -110,9 +108,7 @@ def test_unknown_payload_types_and_bad_sizes_are_counted_and_dropped(transcoded)
 
 def test_repacketising_20_to_30_ms(engine):
     a, b = Peer.pair(), Peer.pair()
-    sid = engine.create_session()
-    engine.set_remote(sid, 0, a.host, a.port)
-    engine.set_remote(sid, 1, b.host, b.port)
+    sid = connect(engine, a, b)
     engine.set_transcoding(sid, 0, "PCMA", "PCMU", in_ptime=20, out_ptime=30)
     paced(lambda i: a.rtp.sendto(rtp(i, i * 160, pt=8), engine.local_endpoint(sid, 0)), 6)
     got = b.recv_all(b.rtp, 4)
@@ -161,9 +157,7 @@ def test_jitter_buffer_reorders_and_reports(transcoded):
 
 def test_without_a_jitter_buffer_packets_decode_on_arrival(engine):
     a, b = Peer.pair(), Peer.pair()
-    sid = engine.create_session()
-    engine.set_remote(sid, 0, a.host, a.port)
-    engine.set_remote(sid, 1, b.host, b.port)
+    sid = connect(engine, a, b)
     engine.set_transcoding(sid, 0, "PCMA", "PCMU", jitter_buffer=None)
     for i in range(20):                                  # a burst: all at once
         a.rtp.sendto(rtp(i, i * 160, pt=8), engine.local_endpoint(sid, 0))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rtputil import Peer, rtcp_rr, rtcp_sr, rtp, seq_of, wait_for
+from rtputil import Peer, connect, rtcp_rr, rtcp_sr, rtp, seq_of, wait_for
 from vosmedia.engine import MediaEngine, PortPoolExhausted
 
 
@@ -23,9 +23,7 @@ def engine():
 def call(engine):
     """A session with both parties' SDP addresses known."""
     a, b = Peer.pair(), Peer.pair()
-    sid = engine.create_session()
-    engine.set_remote(sid, 0, a.host, a.port)
-    engine.set_remote(sid, 1, b.host, b.port)
+    sid = connect(engine, a, b)
     yield engine, sid, a, b
     a.close()
     b.close()
@@ -98,9 +96,7 @@ def test_foreign_stream_cannot_hijack_a_live_latch(call):
 
 def test_strict_source_accepts_only_the_sdp_address(engine):
     a, other, b = Peer.pair(), Peer.pair(), Peer.pair()
-    sid = engine.create_session(strict=True)
-    engine.set_remote(sid, 0, a.host, a.port)
-    engine.set_remote(sid, 1, b.host, b.port)
+    sid = connect(engine, a, b, strict=True)
     to_b = engine.local_endpoint(sid, 0)
     other.rtp.sendto(rtp(1, 0, ssrc=1), to_b)
     a.rtp.sendto(rtp(10, 0), to_b)
@@ -186,9 +182,7 @@ def test_rtcp_mux_on_the_rtp_port(engine):
 def test_timeout_event_per_direction(engine):
     engine.set_rtp_timeout(0.5)
     a, b = Peer.pair(), Peer.pair()
-    sid = engine.create_session()
-    engine.set_remote(sid, 0, a.host, a.port)
-    engine.set_remote(sid, 1, b.host, b.port)
+    sid = connect(engine, a, b)
     to_b = engine.local_endpoint(sid, 0)
     events = []
     deadline = time.monotonic() + 1.5
@@ -350,9 +344,7 @@ def test_dscp_on_the_wire_loopback():
     cap.settimeout(2)
     with MediaEngine(port_min=22500, port_max=22599, tos=46) as eng:
         a, b = Peer.pair(), Peer.pair()
-        sid = eng.create_session()
-        eng.set_remote(sid, 0, a.host, a.port)
-        eng.set_remote(sid, 1, b.host, b.port)
+        sid = connect(eng, a, b)
         relay_port = eng.local_endpoint(sid, 1)[1]
         a.rtp.sendto(rtp(1, 0), eng.local_endpoint(sid, 0))
         tos = None
