@@ -24,14 +24,22 @@ cdef struct DtmfDet:
     uint64_t digits             # digits reported
 
 
-cdef struct DtmfGen:
-    float amplitude             # peak of each tone (16-bit linear)
+cdef struct DtmfTone:
+    char digit
+    float amplitude             # peak of each of the two tones (16-bit linear)
     int tone_samples
     int gap_samples
-    char queue[DTMF_GEN_QUEUE]
+
+
+cdef struct DtmfGen:
+    float amplitude             # defaults for dtmf_generator_queue: peak of each tone,
+    int tone_samples            # tone and gap lengths
+    int gap_samples
+    DtmfTone queue[DTMF_GEN_QUEUE]
     int head                    # next digit to start
     int count                   # digits queued (including the one playing)
     int pos                     # sample position inside the playing digit's tone + gap
+    int hold                    # while set, the newest digit's tone lasts beyond its length
 
 
 cdef struct Rfc4733Event:
@@ -67,6 +75,9 @@ cdef void dtmf_generator_init(DtmfGen *gen, double level_dbm0, int tone_ms, int 
 # queue digits (0-9 * # A-D); returns how many were queued (stops at an unknown character
 # or a full queue)
 cdef int dtmf_generator_queue(DtmfGen *gen, const char *digits, int n) noexcept nogil
+# queue one digit with its own level and lengths; 1 if queued, 0 (unknown digit, full queue)
+cdef int dtmf_generator_add(DtmfGen *gen, char digit, double level_dbm0, int tone_ms,
+                            int gap_ms) noexcept nogil
 # n samples of the queued tones and gaps into out (zeros once the queue is empty); returns
 # the samples that belonged to the sequence (0 when there was nothing to play)
 cdef int dtmf_generate(DtmfGen *gen, int16_t *out, int n) noexcept nogil

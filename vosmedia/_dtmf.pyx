@@ -215,12 +215,31 @@ cdef void dtmf_generator_init(DtmfGen *gen, double level_dbm0, int tone_ms, int 
     gen.gap_samples = gap_ms * 8
 
 
+cdef int dtmf_generator_add(DtmfGen *gen, char digit, double level_dbm0, int tone_ms,
+                            int gap_ms) noexcept nogil:
+    cdef DtmfTone *t
+    if gen.count >= DTMF_GEN_QUEUE or key_index(digit) < 0 or tone_ms < 0 or gap_ms < 0:
+        return 0
+    t = &gen.queue[(gen.head + gen.count) % DTMF_GEN_QUEUE]
+    t.digit = digit
+    t.amplitude = <float>(DBM0_PEAK * pow(10.0, level_dbm0 / 20.0))
+    t.tone_samples = tone_ms * 8
+    t.gap_samples = gap_ms * 8
+    gen.count += 1
+    return 1
+
+
 cdef int dtmf_generator_queue(DtmfGen *gen, const char *digits, int n) noexcept nogil:
     cdef int i
+    cdef DtmfTone *t
     for i in range(n):
         if gen.count >= DTMF_GEN_QUEUE or key_index(digits[i]) < 0:
             return i
-        gen.queue[(gen.head + gen.count) % DTMF_GEN_QUEUE] = digits[i]
+        t = &gen.queue[(gen.head + gen.count) % DTMF_GEN_QUEUE]
+        t.digit = digits[i]
+        t.amplitude = gen.amplitude
+        t.tone_samples = gen.tone_samples
+        t.gap_samples = gen.gap_samples
         gen.count += 1
     return n
 
@@ -231,21 +250,27 @@ cdef int dtmf_generator_pending(DtmfGen *gen) noexcept nogil:
 
 cdef int dtmf_generate(DtmfGen *gen, int16_t *out, int n) noexcept nogil:
     cdef int i = 0, k
-    cdef int per_digit = gen.tone_samples + gen.gap_samples
+    cdef DtmfTone *t
     cdef double wr, wc, v
     while i < n and gen.count > 0:
-        k = key_index(gen.queue[gen.head])
+        t = &gen.queue[gen.head]
+        k = key_index(t.digit)
         wr = 2.0 * M_PI * FREQS[k // 4] / RATE
         wc = 2.0 * M_PI * FREQS[4 + k % 4] / RATE
-        while i < n and gen.pos < per_digit:
-            if gen.pos < gen.tone_samples:
-                v = gen.amplitude * (sin(wr * gen.pos) + sin(wc * gen.pos))
+        while i < n:
+            if gen.hold and gen.count == 1 and gen.pos >= t.tone_samples:
+                # held (a digit still arriving by another method): the tone goes on
+                t.tone_samples = gen.pos + 1
+            if gen.pos >= t.tone_samples + t.gap_samples:
+                break
+            if gen.pos < t.tone_samples:
+                v = t.amplitude * (sin(wr * gen.pos) + sin(wc * gen.pos))
                 out[i] = <int16_t>(v + 0.5 if v >= 0 else v - 0.5)
             else:
                 out[i] = 0
             gen.pos += 1
             i += 1
-        if gen.pos >= per_digit:
+        if gen.pos >= t.tone_samples + t.gap_samples:
             gen.pos = 0
             gen.head = (gen.head + 1) % DTMF_GEN_QUEUE
             gen.count -= 1

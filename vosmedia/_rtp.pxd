@@ -3,6 +3,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t
 
 from vosmedia._transcode cimport TcState, TC_MAX_PACKET, TC_OUT_CAP, TC_MAX_OUT_PACKETS
 from vosmedia._jitter cimport JitterBuf
+from vosmedia._dtmf cimport DtmfDet, DtmfGen, Rfc4733Rx
 
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -175,6 +176,90 @@ cdef struct Drops:
     uint64_t bad_payload
 
 
+# DTMF methods (bit flags in DtmfLeg.accept; one of them, or 0 for none, in DtmfLeg.send)
+cdef enum:
+    DTMF_RFC2833 = 1
+    DTMF_INBAND = 2
+    DTMF_INFO = 4
+    DTMF_TXQ = 32               # digits waiting to be sent to a party as RFC 4733 events
+    DTMF_RECENT = 16            # finished digits a leg remembers for queries
+    DTMF_PACKET = 16            # one RFC 4733 packet: 12-byte header + 4-byte payload
+
+
+cdef struct DtmfDigit:
+    char digit
+    uint8_t method
+    int32_t duration_ms
+    int64_t start_ns
+
+
+cdef struct DtmfQueued:
+    char digit
+    uint8_t volume              # RFC 4733 volume (-dBm0)
+    int32_t duration_ms         # 0: live, the end comes when the digit it follows ends
+    int32_t pause_ms            # quiet time after it
+
+
+cdef struct DtmfLeg:
+    # Configuration: what this leg's party sends and wants (MediaEngine.set_dtmf).
+    uint8_t accept              # DTMF_* methods its digits are taken by
+    uint8_t locked              # with several accepted: the first method seen (0: none yet)
+    uint8_t send                # how digits are delivered to it: one DTMF_* method, 0 = not at all
+    uint8_t mute_inband         # tones detected in audio toward it are muted
+    int16_t rx_pt               # telephone-event payload type it sends (-1: none)
+    int16_t tx_pt               # telephone-event payload type the engine sends it (-1: none)
+    uint8_t volume              # RFC 4733 volume of events generated toward it
+    double level_dbm0           # in-band tones generated toward it
+    int tone_ms
+    int gap_ms
+    void *worker                # the Worker (for the transcoder's PCM hook)
+    # Receiving digits from the party.
+    Rfc4733Rx rx
+    DtmfDet det
+    char cur_digit              # the digit arriving now (0: none), by cur_method
+    uint8_t cur_method
+    int64_t cur_start_ns
+    int64_t cur_last_ns         # the last packet or audio block that carried it
+    uint32_t cur_ts             # its RTP timestamp (telephone-event)
+    int32_t cur_duration        # its duration so far in timestamp units (telephone-event)
+    # Sending RFC 4733 events to the party: the event in progress, then the queue.
+    char ev_digit               # 0: none in progress
+    uint8_t ev_volume
+    int32_t ev_pause_ms
+    uint32_t ev_ts
+    uint32_t ev_ssrc            # the stream's SSRC when the event started (kept to its end)
+    uint16_t ev_seq             # numbering of its packets if that stream has moved on since
+    int64_t ev_start_ns
+    int64_t ev_end_ns           # 0 while live
+    int64_t ev_next_ns          # the next update or end retransmission
+    int ev_ends                 # end packets sent (three in all)
+    int64_t ev_quiet_ns         # the next event starts no earlier
+    DtmfQueued txq[DTMF_TXQ]
+    int txq_head
+    int txq_count
+    # In-band tones to the party (overwriting the audio sent to it).
+    DtmfGen gen
+    # The pass-through stream sent to the party (the other party's RTP, forwarded): events
+    # the engine inserts take sequence numbers in it, and later packets shift past them.
+    int pt_started
+    uint32_t pt_ssrc
+    uint16_t pt_seq             # highest sequence number sent, after the shift
+    uint16_t seq_shift
+    uint32_t pt_ts              # RTP timestamp of the last audio packet sent, at pt_ns
+    int64_t pt_ns
+    # Timer: in the worker's DTMF timer list while something is pending.
+    uint8_t active
+    int64_t next_ns
+    # Counters and recent digits.
+    uint64_t digits_in          # digits received from the party
+    uint64_t events_out         # RFC 4733 events sent to it
+    uint64_t tones_out          # in-band digits generated toward it
+    uint64_t suppressed         # telephone-event packets, tones or INFO digits not accepted
+    DtmfDigit recent[DTMF_RECENT]
+    int recent_head
+    int recent_n
+
+
 cdef struct Leg:
     # Hot part first: what one packet reads on its own leg and on the peer.
     uint32_t gen
@@ -190,6 +275,7 @@ cdef struct Leg:
     uint8_t rtcp_latched
     uint8_t has_sdp
     uint8_t timed_out
+    uint8_t dtmf_path           # this leg and its peer have DTMF state: packets take the DTMF code
     socklen_t addrlen
     uint32_t latched_ssrc
     uint32_t clock_rate
@@ -207,6 +293,7 @@ cdef struct Leg:
     JitterBuf *jb
     int64_t tick_ns
     int64_t next_tick_ns
+    DtmfLeg *dtmf               # NULL unless DTMF is configured for this leg
     # Colder: RTCP, signalling state, drop reasons.
     Addr dst_rtcp
     Addr sdp_rtp
@@ -223,7 +310,12 @@ cdef struct Event:
     int kind
     int side
     int64_t session
-    int64_t idle_ms
+    int64_t idle_ms             # timeout
+    char digit                  # dtmf: the digit, how it came, how it went on, its length and start
+    uint8_t method
+    uint8_t forward
+    int32_t duration_ms
+    int64_t start_ns
 
 
 cdef struct Totals:
@@ -265,4 +357,8 @@ cdef struct Worker:
     unsigned char *tcbuf        # packets the media path generates, before they are sent
     int32_t *playout            # slots of legs with a jitter buffer
     int nplayout
+    int32_t *dtmf_timers        # slots of legs with DTMF work pending (events, live digits)
+    int ndtmf
+    unsigned char *dtmfbuf      # RFC 4733 packets the engine sends, before they are sent
+    int64_t now_ns              # the time of the packet or tick being handled (for hooks)
     epoll_event evs[MAXEVENTS]

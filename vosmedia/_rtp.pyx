@@ -4,7 +4,9 @@
 A worker owns an epoll set over its legs' sockets and runs `run()` with the GIL
 released: recvmmsg a batch from a ready socket, validate and account every packet,
 sendmmsg the batch out of the peer leg's socket. Python only adds, changes, queries
-and removes legs (under the worker's mutex) and drains events (RTP timeouts).
+and removes legs (under the worker's mutex), queues DTMF digits to send, and drains
+events (RTP timeouts, DTMF digits). Legs with DTMF settings also take the DTMF code:
+RFC 4733 events, in-band detection and generation (see the DTMF section below).
 
 Slots: legs live in a fixed array; an epoll registration carries (generation, slot,
 is_rtcp) so an event that raced with a removal is recognised as stale and ignored.
@@ -14,14 +16,22 @@ from libc.string cimport memset, memcpy, memcmp
 from libc.stdlib cimport calloc, free
 from posix.unistd cimport close, read, write
 
-from vosmedia._transcode cimport Transcoder, TcStats, tc_feed, tc_conceal
+from vosmedia._transcode cimport (Transcoder, TcStats, TcState, tc_feed, tc_conceal, tc_silence,
+                                  TC_MAX_IN_SAMPLES)
+from vosmedia._codec cimport alaw_encode, alaw_decode, ulaw_encode, ulaw_decode
+from vosmedia._dtmf cimport (Rfc4733Event, RFC4733_PAYLOAD, dtmf_detector_init, dtmf_detect,
+                             dtmf_generator_init, dtmf_generator_add, dtmf_generate,
+                             rfc4733_char_event, rfc4733_parse, rfc4733_packet, rfc4733_rx_init,
+                             rfc4733_receive)
 from vosmedia._jitter cimport (JitterBuffer, JbSlot, JbStats, jb_put, jb_get, jb_depth_ms,
                                jb_target_ms, JB_FRAME, JB_CONCEAL)
 
 import socket as _socket
+import time as _time
 
 cdef enum:
     EVENT_TIMEOUT = 1
+    EVENT_DTMF = 2
     TCBUF_SIZE = BATCH * TC_MAX_PACKET
     # RFC 3550 A.3 constants
     MAX_DROPOUT = 3000
@@ -34,7 +44,7 @@ cdef uint64_t WAKE_TOKEN = 0xFFFFFFFFFFFFFFFFU
 cdef int64_t RELATCH_IDLE_NS = 1000000000
 cdef int64_t SCAN_INTERVAL_NS = 250000000
 
-EVENT_KINDS = {EVENT_TIMEOUT: "timeout"}
+EVENT_KINDS = {EVENT_TIMEOUT: "timeout", EVENT_DTMF: "dtmf"}
 
 
 cdef inline int sys_recvmmsg(int fd, mmsghdr *msgs, unsigned int count) noexcept nogil:
@@ -343,6 +353,463 @@ cdef inline void flush_rtp(Worker *w, Leg *peer, int count) noexcept nogil:
     w.totals.rtp_relayed += count
 
 
+# ---------------------------------------------------------------- DTMF (SPEC 1.5)
+#
+# A leg's DtmfLeg says how its party sends digits (accept, rx_pt) and how it wants them
+# (send, tx_pt). A digit arriving on leg L is reported as an event when it ends, and is
+# passed on to the peer P by P's method as it starts: RFC 4733 events of a pass-through
+# stream go on as they are (payload type renumbered); otherwise the engine sends its own
+# events in the stream toward P (live: updates every 50 ms until the digit ends, then
+# three end packets), or overwrites the audio toward P with generated tones (held as long
+# as the digit lasts). In-band detection runs on decoded audio: the transcoder's PCM hook
+# on transcoded legs, a G.711 decode of the payload on pass-through legs.
+#
+# Only legs with `dtmf_path` come here; every other packet pays one flag test.
+
+cdef int64_t DTMF_UPDATE_NS = 50000000          # an event update every 50 ms (RFC 4733's usual rate)
+cdef int64_t DTMF_END_REPEAT_NS = 20000000      # the three end packets, 20 ms apart
+cdef int64_t DTMF_RX_IDLE_NS = 300000000        # a digit with no news for this long has ended
+cdef int64_t DTMF_STREAM_WAIT_NS = 200000000     # media this recent is flowing: wait to see it
+cdef int64_t DTMF_NEVER = 0x7FFFFFFFFFFFFFFF
+cdef int DTMF_MIN_EVENT_MS = 40                 # shortest event sent (the detector's minimum)
+DTMF_METHOD_NAMES = {DTMF_RFC2833: "rfc2833", DTMF_INBAND: "inband", DTMF_INFO: "info", 0: "none"}
+
+
+cdef inline bint dtmf_accepts(const DtmfLeg *d, uint8_t method) noexcept nogil:
+    """Whether the party's digits are taken by `method` now: it must be accepted, and under
+    several accepted methods ("all") the first one seen locks the leg to it."""
+    return (d.accept & method) != 0 and (d.locked == 0 or d.locked == method)
+
+
+cdef inline int64_t ns_to_samples(int64_t ns) noexcept nogil:
+    return ns * 8 // 1000000        # the telephone-event clock is 8 kHz
+
+
+cdef void dtmf_schedule(Worker *w, Leg *leg, int64_t when) noexcept nogil:
+    """Make sure the worker services this leg's DTMF state at `when` (or earlier)."""
+    cdef DtmfLeg *d = leg.dtmf
+    if not d.active:
+        d.active = 1
+        d.next_ns = when
+        w.dtmf_timers[w.ndtmf] = <int32_t>(leg - w.legs)
+        w.ndtmf += 1
+    elif when < d.next_ns:
+        d.next_ns = when
+
+
+cdef void dtmf_unschedule(Worker *w, Leg *leg) noexcept nogil:
+    cdef int i
+    cdef int32_t slot = <int32_t>(leg - w.legs)
+    if leg.dtmf == NULL or not leg.dtmf.active:
+        return
+    leg.dtmf.active = 0
+    for i in range(w.ndtmf):
+        if w.dtmf_timers[i] == slot:
+            w.ndtmf -= 1
+            w.dtmf_timers[i] = w.dtmf_timers[w.ndtmf]
+            return
+
+
+cdef void push_dtmf_event(Worker *w, const Leg *leg, const DtmfDigit *dg, uint8_t forward) noexcept nogil:
+    cdef Event *ev
+    cdef uint64_t one = 1
+    if w.ev_count == w.ev_cap:
+        w.totals.events_lost += 1
+        return
+    ev = &w.events[(w.ev_head + w.ev_count) % w.ev_cap]
+    memset(ev, 0, sizeof(Event))
+    ev.kind = EVENT_DTMF
+    ev.session = leg.session
+    ev.side = leg.side
+    ev.digit = dg.digit
+    ev.method = dg.method
+    ev.forward = forward
+    ev.duration_ms = dg.duration_ms
+    ev.start_ns = dg.start_ns
+    w.ev_count += 1
+    write(w.notifyfd, &one, 8)
+
+
+cdef void dtmf_report(Worker *w, Leg *leg, char digit, uint8_t method, int32_t duration_ms,
+                      int64_t start_ns) noexcept nogil:
+    """A finished digit: remember it for queries and tell the control plane."""
+    cdef DtmfLeg *d = leg.dtmf
+    cdef DtmfDigit *dg = &d.recent[d.recent_head]
+    dg.digit = digit
+    dg.method = method
+    dg.duration_ms = duration_ms
+    dg.start_ns = start_ns
+    d.recent_head = (d.recent_head + 1) % DTMF_RECENT
+    if d.recent_n < DTMF_RECENT:
+        d.recent_n += 1
+    push_dtmf_event(w, leg, dg, w.legs[leg.peer].dtmf.send)
+
+
+# ------------------------------------------------ sending RFC 4733 events to a party
+
+cdef int tx_queue(Worker *w, Leg *out, char digit, int32_t duration_ms, int volume,
+                  int32_t pause_ms, int64_t now) noexcept nogil:
+    """Queue an event toward the party of `out` (duration 0: live); 1 if queued."""
+    cdef DtmfLeg *d = out.dtmf
+    cdef DtmfQueued *q
+    if d.txq_count == DTMF_TXQ or d.tx_pt < 0 or rfc4733_char_event(digit) < 0:
+        return 0
+    q = &d.txq[(d.txq_head + d.txq_count) % DTMF_TXQ]
+    q.digit = digit
+    q.volume = <uint8_t>volume
+    q.duration_ms = duration_ms
+    q.pause_ms = pause_ms
+    d.txq_count += 1
+    dtmf_schedule(w, out, now)
+    return 1
+
+
+cdef void tx_release(Worker *w, Leg *out, int32_t duration_ms, int64_t now) noexcept nogil:
+    """The live digit an event toward `out` follows has ended after `duration_ms`."""
+    cdef DtmfLeg *d = out.dtmf
+    cdef DtmfQueued *q
+    if duration_ms < DTMF_MIN_EVENT_MS:
+        duration_ms = DTMF_MIN_EVENT_MS
+    if d.ev_digit and d.ev_end_ns == 0:
+        # the event we send lasts as long as the digit did (its end may be due already)
+        d.ev_end_ns = d.ev_start_ns + <int64_t>duration_ms * 1000000
+        dtmf_schedule(w, out, d.ev_end_ns if d.ev_end_ns > now else now)
+        return
+    if d.txq_count:
+        q = &d.txq[(d.txq_head + d.txq_count - 1) % DTMF_TXQ]
+        if q.duration_ms == 0:
+            q.duration_ms = duration_ms
+
+
+cdef uint32_t stream_ts(Worker *w, Leg *out, int64_t now) noexcept nogil:
+    """The RTP timestamp 'now' in the stream the engine sends out of `out`."""
+    cdef Leg *src = &w.legs[out.peer]
+    if src.tc != NULL:
+        return src.tc.buf_ts + <uint32_t>src.tc.pending
+    return out.dtmf.pt_ts + <uint32_t>ns_to_samples(now - out.dtmf.pt_ns)
+
+
+cdef int build_event(Worker *w, Leg *out, int npkt, int marker, int end, int64_t duration_ns) noexcept nogil:
+    """One RFC 4733 packet of the event in progress into dtmfbuf slot `npkt`, numbered in the
+    stream sent out of `out`: the transcoder's (its SSRC and sequence) or the forwarded one
+    (its SSRC; the sequence numbers after it shift by one)."""
+    cdef DtmfLeg *d = out.dtmf
+    cdef Leg *src = &w.legs[out.peer]
+    cdef uint32_t ssrc
+    cdef uint16_t seq
+    cdef int64_t duration = ns_to_samples(duration_ns)
+    if duration > 0xFFFF:
+        duration = 0xFFFF
+    if marker:
+        d.ev_ssrc = src.tc.out_ssrc if src.tc != NULL else d.pt_ssrc
+        d.ev_seq = d.pt_seq
+    ssrc = d.ev_ssrc
+    if src.tc != NULL and src.tc.out_ssrc == ssrc:
+        seq = src.tc.seq
+        src.tc.seq = <uint16_t>(src.tc.seq + 1)
+    elif src.tc == NULL and d.pt_ssrc == ssrc:
+        d.pt_seq = <uint16_t>(d.pt_seq + 1)
+        d.seq_shift = <uint16_t>(d.seq_shift + 1)
+        seq = d.pt_seq
+    else:
+        # the stream changed source during the event (audio began after it started):
+        # the event keeps its SSRC, so a receiver sees one event, and its own numbering
+        d.ev_seq = <uint16_t>(d.ev_seq + 1)
+        seq = d.ev_seq
+    rfc4733_packet(w.dtmfbuf + npkt * DTMF_PACKET, d.tx_pt, marker, seq, d.ev_ts, ssrc,
+                   rfc4733_char_event(d.ev_digit), end, d.ev_volume, <int>duration)
+    w.siov[npkt].iov_base = w.dtmfbuf + npkt * DTMF_PACKET
+    w.siov[npkt].iov_len = DTMF_PACKET
+    return npkt + 1
+
+
+cdef inline bint stream_known(Worker *w, Leg *out, int64_t now) noexcept nogil:
+    """Whether an event can take its numbering from the stream sent out of `out`: the
+    transcoder's always; a pass-through stream once a packet of it has gone through here,
+    or when none flows (the engine then numbers its events on its own)."""
+    cdef Leg *src = &w.legs[out.peer]
+    if src.tc != NULL or out.dtmf.pt_started:
+        return True
+    return src.rx.packets == 0 or now - src.rx.last_ns > DTMF_STREAM_WAIT_NS
+
+
+cdef void tx_service(Worker *w, Leg *out, int64_t now) noexcept nogil:
+    """Send what is due of the events toward `out`'s party: a start, an update, end packets."""
+    cdef DtmfLeg *d = out.dtmf
+    cdef DtmfQueued *q
+    cdef int npkt = 0
+    if d.ev_digit == 0 and d.txq_count and now >= d.ev_quiet_ns and stream_known(w, out, now):
+        q = &d.txq[d.txq_head]
+        d.txq_head = (d.txq_head + 1) % DTMF_TXQ
+        d.txq_count -= 1
+        d.ev_digit = q.digit
+        d.ev_volume = q.volume
+        d.ev_pause_ms = q.pause_ms
+        d.ev_start_ns = now
+        d.ev_end_ns = now + <int64_t>q.duration_ms * 1000000 if q.duration_ms else 0
+        d.ev_ts = stream_ts(w, out, now)
+        d.ev_ends = 0
+        d.ev_next_ns = now + DTMF_UPDATE_NS
+        d.events_out += 1
+        npkt = build_event(w, out, npkt, 1, 0, 0)
+    if d.ev_digit:
+        if d.ev_end_ns and now >= d.ev_end_ns:
+            if d.ev_ends == 0 or now >= d.ev_next_ns:
+                npkt = build_event(w, out, npkt, 0, 1, d.ev_end_ns - d.ev_start_ns)
+                d.ev_ends += 1
+                d.ev_next_ns = now + DTMF_END_REPEAT_NS
+                if d.ev_ends == 3:
+                    d.ev_digit = 0
+                    d.ev_quiet_ns = now + <int64_t>d.ev_pause_ms * 1000000
+        elif now >= d.ev_next_ns:
+            npkt = build_event(w, out, npkt, 0, 0, now - d.ev_start_ns)
+            d.ev_next_ns += DTMF_UPDATE_NS
+            if d.ev_next_ns <= now:
+                d.ev_next_ns = now + DTMF_UPDATE_NS
+    if npkt and out.has_dst_rtp:
+        flush_rtp(w, out, npkt)
+
+
+cdef void dtmf_service(Worker *w, Leg *leg, int64_t now) noexcept nogil:
+    """Timers of one leg: end a digit that went quiet, send due events; then reschedule."""
+    cdef DtmfLeg *d = leg.dtmf
+    cdef int64_t due = DTMF_NEVER
+    if d.cur_digit and now - d.cur_last_ns >= DTMF_RX_IDLE_NS:
+        # the end packets were lost, or the audio carrying the tone stopped
+        digit_end(w, leg, now)
+    tx_service(w, leg, now)
+    if d.cur_digit:
+        due = d.cur_last_ns + DTMF_RX_IDLE_NS
+    if d.ev_digit:
+        if d.ev_end_ns and d.ev_ends == 0 and d.ev_end_ns < d.ev_next_ns:
+            due = min(due, d.ev_end_ns)
+        else:
+            due = min(due, d.ev_next_ns)
+    elif d.txq_count:
+        if stream_known(w, leg, now):
+            due = min(due, max(now, d.ev_quiet_ns))
+        else:
+            due = min(due, now + DTMF_END_REPEAT_NS)     # the stream's next packet tells
+    d.next_ns = DTMF_NEVER
+    if due != DTMF_NEVER:
+        dtmf_schedule(w, leg, due)
+
+
+cdef int dtmf_wait_ms(Worker *w, int64_t now, int wait_ms) noexcept nogil:
+    cdef int i, ms
+    cdef int64_t soonest = DTMF_NEVER
+    for i in range(w.ndtmf):
+        if w.legs[w.dtmf_timers[i]].dtmf.next_ns < soonest:
+            soonest = w.legs[w.dtmf_timers[i]].dtmf.next_ns
+    if soonest == DTMF_NEVER:
+        return wait_ms
+    if soonest <= now:
+        return 0
+    ms = <int>((soonest - now + 999999) // 1000000)
+    return ms if ms < wait_ms else wait_ms
+
+
+cdef void dtmf_timers(Worker *w, int64_t now) noexcept nogil:
+    cdef int i = w.ndtmf - 1
+    cdef Leg *leg
+    while i >= 0:
+        leg = &w.legs[w.dtmf_timers[i]]
+        if leg.dtmf.next_ns <= now:
+            dtmf_service(w, leg, now)
+        if leg.dtmf.next_ns == DTMF_NEVER:
+            leg.dtmf.active = 0
+            w.ndtmf -= 1
+            w.dtmf_timers[i] = w.dtmf_timers[w.ndtmf]
+        i -= 1
+
+
+# ------------------------------------------------ digits arriving from a party
+
+cdef void digit_begin(Worker *w, Leg *leg, char digit, uint8_t method, int64_t now) noexcept nogil:
+    """A digit starts arriving on `leg`: lock the leg to its method and start passing it on."""
+    cdef DtmfLeg *d = leg.dtmf
+    cdef Leg *peer = &w.legs[leg.peer]
+    cdef DtmfLeg *pd = peer.dtmf
+    if d.cur_digit:
+        digit_end(w, leg, now)
+    d.locked = method
+    d.cur_digit = digit
+    d.cur_method = method
+    d.cur_start_ns = now
+    d.cur_last_ns = now
+    d.cur_duration = 0
+    d.digits_in += 1
+    if pd.send == DTMF_RFC2833:
+        # a pass-through stream carries the party's own events on; anything else is the
+        # engine's to send
+        if not (method == DTMF_RFC2833 and leg.tc == NULL):
+            tx_queue(w, peer, digit, 0, pd.volume, pd.gap_ms, now)
+    elif pd.send == DTMF_INBAND and method != DTMF_INBAND:
+        if dtmf_generator_add(&pd.gen, digit, pd.level_dbm0, pd.tone_ms, pd.gap_ms):
+            pd.gen.hold = 1
+            pd.tones_out += 1
+    dtmf_schedule(w, leg, now + DTMF_RX_IDLE_NS)
+
+
+cdef void digit_end(Worker *w, Leg *leg, int64_t now) noexcept nogil:
+    cdef DtmfLeg *d = leg.dtmf
+    cdef Leg *peer = &w.legs[leg.peer]
+    cdef DtmfLeg *pd = peer.dtmf
+    cdef int32_t duration_ms
+    if not d.cur_digit:
+        return
+    if d.cur_method == DTMF_RFC2833 and d.cur_duration > 0:
+        duration_ms = d.cur_duration // 8
+    else:
+        duration_ms = <int32_t>((now - d.cur_start_ns) // 1000000)
+    if pd.send == DTMF_RFC2833:
+        if not (d.cur_method == DTMF_RFC2833 and leg.tc == NULL):
+            tx_release(w, peer, duration_ms, now)
+    elif pd.send == DTMF_INBAND and d.cur_method != DTMF_INBAND:
+        pd.gen.hold = 0
+    dtmf_report(w, leg, d.cur_digit, d.cur_method, duration_ms, d.cur_start_ns)
+    d.cur_digit = 0
+
+
+cdef void inband_detect(Worker *w, Leg *leg, const int16_t *pcm, int n, int64_t now) noexcept nogil:
+    cdef DtmfLeg *d = leg.dtmf
+    cdef char found[8]
+    cdef int k, i
+    k = dtmf_detect(&d.det, pcm, n, found, 8)
+    for i in range(k):
+        digit_begin(w, leg, found[i], DTMF_INBAND, now)
+    if d.cur_digit and d.cur_method == DTMF_INBAND:
+        if d.det.current != d.cur_digit:
+            digit_end(w, leg, now)
+        else:
+            d.cur_last_ns = now
+
+
+cdef void dtmf_pcm_hook(void *ctx, int16_t *pcm, int n) noexcept nogil:
+    """The transcoder's hook on a transcoded leg: decoded audio from the leg's party, about to
+    be encoded toward the peer. Detect digits, mute them, or put generated tones in."""
+    cdef Leg *leg = <Leg *>ctx
+    cdef Worker *w = <Worker *>leg.dtmf.worker
+    cdef DtmfLeg *d = leg.dtmf
+    cdef DtmfLeg *pd = w.legs[leg.peer].dtmf
+    cdef int16_t tones[TC_MAX_IN_SAMPLES]
+    cdef int made
+    if dtmf_accepts(d, DTMF_INBAND):
+        inband_detect(w, leg, pcm, n, w.now_ns)
+    if pd.mute_inband and d.cur_digit and d.cur_method == DTMF_INBAND:
+        memset(pcm, 0, n * sizeof(int16_t))
+    if pd.gen.count and n <= TC_MAX_IN_SAMPLES:
+        made = dtmf_generate(&pd.gen, tones, n)
+        memcpy(pcm, tones, made * sizeof(int16_t))
+
+
+cdef void g711_inband(Worker *w, Leg *leg, Leg *peer, unsigned char *buf, unsigned int length,
+                      int alaw, int64_t now) noexcept nogil:
+    """In-band work on a pass-through G.711 packet: decode, detect, then mute or overwrite
+    the payload with generated tones (re-encoded with the G.711 tables)."""
+    cdef DtmfLeg *d = leg.dtmf
+    cdef DtmfLeg *pd = peer.dtmf
+    cdef unsigned int offset
+    cdef int plen = rtp_payload(buf, length, &offset)
+    cdef int16_t pcm[160]
+    cdef int i = 0, n, made
+    cdef unsigned char *p
+    cdef bint detect = dtmf_accepts(d, DTMF_INBAND)
+    while i < plen:
+        n = plen - i if plen - i < 160 else 160
+        p = buf + offset + i
+        if detect:
+            if alaw:
+                alaw_decode(p, pcm, n)
+            else:
+                ulaw_decode(p, pcm, n)
+            inband_detect(w, leg, pcm, n, now)
+        if pd.mute_inband and d.cur_digit and d.cur_method == DTMF_INBAND:
+            memset(p, 0xD5 if alaw else 0xFF, n)        # G.711 silence
+        if pd.gen.count:
+            made = dtmf_generate(&pd.gen, pcm, n)
+            if alaw:
+                alaw_encode(pcm, p, made)
+            else:
+                ulaw_encode(pcm, p, made)
+        i += n
+
+
+cdef void passthrough_out(Leg *out, unsigned char *buf, unsigned int length, bint audio,
+                          int64_t now) noexcept nogil:
+    """A packet of the other party's stream leaves through `out` as is, but for the
+    sequence numbers the engine's own packets took in it; remember where the stream is."""
+    cdef DtmfLeg *d = out.dtmf
+    cdef uint16_t seq = be16(buf + 2)
+    cdef uint32_t ssrc = be32(buf + 8)
+    if d.seq_shift:
+        seq = <uint16_t>(seq + d.seq_shift)
+        buf[2] = seq >> 8
+        buf[3] = seq & 0xFF
+    if not d.pt_started or ssrc != d.pt_ssrc or <int16_t>(seq - d.pt_seq) > 0:
+        d.pt_seq = seq
+    d.pt_started = 1
+    d.pt_ssrc = ssrc
+    if audio:
+        d.pt_ts = be32(buf + 4)
+        d.pt_ns = now
+
+
+cdef bint telephone_event(Worker *w, Leg *leg, Leg *peer, unsigned char *buf, unsigned int length,
+                          int64_t now) noexcept nogil:
+    """An RFC 4733 packet from the leg's party; True when it is consumed here."""
+    cdef DtmfLeg *d = leg.dtmf
+    cdef DtmfLeg *pd = peer.dtmf
+    cdef unsigned int offset
+    cdef int plen = rtp_payload(buf, length, &offset)
+    cdef uint32_t ts = be32(buf + 4)
+    cdef Rfc4733Event ev
+    cdef char digit = 0
+    cdef int r
+    if plen < RFC4733_PAYLOAD or rfc4733_parse(buf + offset, plen, &ev) < 0:
+        leg.drops.bad_payload += 1
+        leg.rx.errors += 1
+        return True
+    if not dtmf_accepts(d, DTMF_RFC2833):
+        d.suppressed += 1           # another method is locked, or events are not taken
+        return True
+    r = rfc4733_receive(&d.rx, be32(buf + 8), ts, buf + offset, plen, &digit)
+    if r == 1:
+        digit_begin(w, leg, digit, DTMF_RFC2833, now)
+        d.cur_ts = ts
+        d.cur_duration = ev.duration
+        if ev.end:
+            digit_end(w, leg, now)
+    elif d.cur_digit and d.cur_method == DTMF_RFC2833 and ts == d.cur_ts:
+        d.cur_last_ns = now
+        if ev.duration > d.cur_duration:
+            d.cur_duration = ev.duration
+        if ev.end:
+            digit_end(w, leg, now)
+    if pd.send == DTMF_RFC2833 and leg.tc == NULL and pd.tx_pt >= 0:
+        buf[1] = (buf[1] & 0x80) | <unsigned char>pd.tx_pt
+        passthrough_out(peer, buf, length, False, now)
+        return False
+    return True
+
+
+cdef bint dtmf_rtp(Worker *w, Leg *leg, Leg *peer, unsigned char *buf, unsigned int length,
+                   int64_t now) noexcept nogil:
+    """DTMF work on an RTP packet arriving on a leg with dtmf_path; True when consumed."""
+    cdef uint8_t pt = buf[1] & 0x7F
+    cdef DtmfLeg *d = leg.dtmf
+    cdef DtmfLeg *pd = peer.dtmf
+    if pt == d.rx_pt:
+        return telephone_event(w, leg, peer, buf, length, now)
+    if leg.tc != NULL:
+        return False                # the transcoder's hook does the in-band work
+    if pt == 0 or pt == 8:
+        if dtmf_accepts(d, DTMF_INBAND) or pd.gen.count or (d.cur_digit and pd.mute_inband):
+            g711_inband(w, leg, peer, buf, length, pt == 8, now)
+    passthrough_out(peer, buf, length, True, now)
+    return False
+
+
 cdef void handle_ready(Worker *w, uint64_t token) noexcept nogil:
     cdef uint32_t low = <uint32_t>(token & 0xFFFFFFFFU)
     cdef uint32_t gen = <uint32_t>(token >> 32)
@@ -380,6 +847,7 @@ cdef int relay_batch(Worker *w, Leg *leg, bint on_rtcp_socket) noexcept nogil:
     if got <= 0:
         return 0
     now = mono_ns()
+    w.now_ns = now
     peer = &w.legs[leg.peer]
     for i in range(got):
         length = w.rmsg[i].msg_len
@@ -428,6 +896,8 @@ cdef int relay_batch(Worker *w, Leg *leg, bint on_rtcp_socket) noexcept nogil:
         if not peer.has_dst_rtp:
             leg.drops.no_destination += 1
             continue
+        if leg.dtmf_path and dtmf_rtp(w, leg, peer, buf, length, now):
+            continue
         if leg.tc != NULL and (buf[1] & 0x7F) != leg.dtmf_pt:
             # media path: decode, repacketise, encode; the packets are the engine's own
             if (buf[1] & 0x7F) != leg.tc.in_codec:
@@ -459,6 +929,9 @@ cdef int relay_batch(Worker *w, Leg *leg, bint on_rtcp_socket) noexcept nogil:
         nrtp += 1
     if nrtp:
         flush_rtp(w, peer, nrtp)
+    if leg.dtmf_path:
+        # events a digit in this batch started go out after the audio sent before them
+        dtmf_service(w, peer, now)
     if nrtcp:
         for i in range(nrtcp):
             w.cmsg[i].msg_hdr.msg_name = &peer.dst_rtcp
@@ -478,6 +951,7 @@ cdef void play_out(Worker *w, Leg *leg, int64_t now) noexcept nogil:
     cdef int64_t tick
     if now - leg.next_tick_ns > 50 * leg.tick_ns:
         leg.next_tick_ns = now          # the worker stalled: do not replay the backlog
+    w.now_ns = now
     while leg.next_tick_ns <= now:
         tick = leg.next_tick_ns
         leg.next_tick_ns += leg.tick_ns
@@ -493,12 +967,19 @@ cdef void play_out(Worker *w, Leg *leg, int64_t now) noexcept nogil:
         elif k == JB_CONCEAL:
             made = tc_conceal(leg.tc, <int>(leg.tick_ns // 10000000), w.tcbuf + used, TC_OUT_CAP,
                               tclens, TC_MAX_OUT_PACKETS)
+        elif leg.dtmf_path and peer.dtmf.gen.count:
+            # the party is silent but tones are being generated toward the peer: the
+            # transcoder's hook puts them into silence
+            made = tc_silence(leg.tc, <int>(leg.tick_ns // 10000000), w.tcbuf + used, TC_OUT_CAP,
+                              tclens, TC_MAX_OUT_PACKETS)
         nrtp = queue_made(w, leg, tclens, made, nrtp, &used)
     if nrtp:
         if peer.has_dst_rtp:
             flush_rtp(w, peer, nrtp)
         else:
             leg.drops.no_destination += nrtp
+    if leg.dtmf_path:
+        dtmf_service(w, peer, now)
 
 
 cdef int playout_wait_ms(Worker *w, int64_t now) noexcept nogil:
@@ -568,11 +1049,40 @@ cdef void worker_loop(Worker *w) noexcept nogil:
                 if w.legs[w.playout[i]].next_tick_ns <= now:
                     play_out(w, &w.legs[w.playout[i]], now)
             wait_ms = playout_wait_ms(w, mono_ns())
+        if w.ndtmf:
+            now = mono_ns()
+            dtmf_timers(w, now)
+            wait_ms = dtmf_wait_ms(w, now, wait_ms)
         if now - w.last_scan_ns >= SCAN_INTERVAL_NS:
             w.last_scan_ns = now
             scan_timeouts(w, now)
         stopping = w.stopping
         pthread_mutex_unlock(&w.lock)
+
+
+cdef void install_hook(Leg *leg) noexcept nogil:
+    """The transcoder of a leg with DTMF work calls the DTMF hook on its decoded audio."""
+    if leg.tc != NULL:
+        leg.tc.hook = NULL
+        if leg.dtmf_path:
+            leg.tc.hook = dtmf_pcm_hook
+        leg.tc.hook_ctx = <void *>leg
+
+
+cdef void drop_dtmf(Worker *w, Leg *leg) noexcept nogil:
+    """Forget a leg's DTMF state (and its peer's DTMF path: it needs both legs)."""
+    cdef Leg *peer
+    if leg.dtmf == NULL:
+        return
+    dtmf_unschedule(w, leg)
+    free(leg.dtmf)
+    leg.dtmf = NULL
+    leg.dtmf_path = 0
+    install_hook(leg)
+    peer = &w.legs[leg.peer]
+    if peer.in_use and peer.peer == <int32_t>(leg - w.legs):
+        peer.dtmf_path = 0
+        install_hook(peer)
 
 
 # ---------------------------------------------------------------- Python face
@@ -601,6 +1111,32 @@ cdef object addr_tuple(const Addr *a):
     return (host, get_port(a))
 
 
+cdef object dtmf_stats(const DtmfLeg *d):
+    cdef int i
+    cdef const DtmfDigit *dg
+    now_mono = _time.monotonic()
+    now_wall = _time.time()
+    recent = []
+    for i in range(d.recent_n):
+        dg = &d.recent[(d.recent_head - d.recent_n + i + DTMF_RECENT) % DTMF_RECENT]
+        recent.append({"digit": chr(dg.digit), "method": DTMF_METHOD_NAMES[dg.method],
+                       "duration_ms": dg.duration_ms,
+                       "time": now_wall - (now_mono - dg.start_ns / 1e9)})
+    return {
+        "receive": [name for bit, name in DTMF_METHOD_NAMES.items() if bit and d.accept & bit],
+        "locked": DTMF_METHOD_NAMES[d.locked] if d.locked else None,
+        "send": DTMF_METHOD_NAMES[d.send],
+        "rx_pt": d.rx_pt if d.rx_pt >= 0 else None,
+        "tx_pt": d.tx_pt if d.tx_pt >= 0 else None,
+        "mute_inband": bool(d.mute_inband),
+        "digits_in": d.digits_in,
+        "events_out": d.events_out,
+        "tones_out": d.tones_out,
+        "suppressed": d.suppressed,
+        "recent": recent,
+    }
+
+
 cdef class Relay:
     """One worker: its legs, epoll set, event queue and the nogil loop (`run`)."""
     cdef Worker *w
@@ -625,8 +1161,10 @@ cdef class Relay:
         w.bufs = <unsigned char *>calloc(BATCH, BUFSZ)
         w.tcbuf = <unsigned char *>calloc(1, TCBUF_SIZE)
         w.playout = <int32_t *>calloc(capacity, sizeof(int32_t))
+        w.dtmf_timers = <int32_t *>calloc(capacity, sizeof(int32_t))
+        w.dtmfbuf = <unsigned char *>calloc(BATCH, DTMF_PACKET)
         if w.legs == NULL or w.free_slots == NULL or w.events == NULL or w.bufs == NULL \
-                or w.tcbuf == NULL or w.playout == NULL:
+                or w.tcbuf == NULL or w.playout == NULL or w.dtmf_timers == NULL or w.dtmfbuf == NULL:
             raise MemoryError()
         w.capacity = capacity
         w.ev_cap = event_capacity
@@ -664,6 +1202,7 @@ cdef class Relay:
                 if w.legs[i].in_use:
                     close(w.legs[i].rtp_fd)
                     close(w.legs[i].rtcp_fd)
+                    free(w.legs[i].dtmf)
         if w.epfd >= 0:
             close(w.epfd)
         if w.wakefd >= 0:
@@ -675,6 +1214,8 @@ cdef class Relay:
         free(w.bufs)
         free(w.tcbuf)
         free(w.playout)
+        free(w.dtmf_timers)
+        free(w.dtmfbuf)
         free(w)
         self.w = NULL
 
@@ -808,7 +1349,10 @@ cdef class Relay:
             raise ValueError("frame_ms must be in 10..60")
         with nogil:
             pthread_mutex_lock(&self.w.lock)
+            if leg.tc != NULL:
+                leg.tc.hook = NULL
             leg.tc = transcoder.tc if transcoder is not None else NULL
+            install_hook(leg)
             leg.dtmf_pt = dtmf_pt
             leg.peer_dtmf_pt = peer_dtmf_pt
             if leg.jb != NULL:
@@ -839,7 +1383,10 @@ cdef class Relay:
         if leg.jb != NULL:
             playout_forget(w, slot)
             leg.jb = NULL
+        if leg.tc != NULL:
+            leg.tc.hook = NULL
         leg.tc = NULL
+        drop_dtmf(w, leg)
         epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtp_fd, NULL)
         epoll_ctl(w.epfd, EPOLL_CTL_DEL, leg.rtcp_fd, NULL)
         close(leg.rtp_fd)
@@ -857,12 +1404,17 @@ cdef class Relay:
         cdef JbStats jbs
         cdef double depth = 0, target = 0
         cdef int64_t now
+        cdef DtmfLeg dt
+        cdef bint has_dtmf = False
         self._leg(slot)
         memset(&tcs, 0, sizeof(TcStats))
         memset(&jbs, 0, sizeof(JbStats))
         with nogil:
             pthread_mutex_lock(&self.w.lock)
             memcpy(&copy, &self.w.legs[slot], sizeof(Leg))
+            if copy.dtmf != NULL:
+                memcpy(&dt, copy.dtmf, sizeof(DtmfLeg))
+                has_dtmf = True
             if copy.tc != NULL:
                 tcs = copy.tc.st
             if copy.jb != NULL:
@@ -925,6 +1477,7 @@ cdef class Relay:
                 "duplicates": jbs.duplicates, "overflow": jbs.overflow, "resyncs": jbs.resyncs,
                 "ssrc_changes": jbs.ssrc_changes,
             },
+            "dtmf": dtmf_stats(&dt) if has_dtmf else None,
         }
 
     def totals(self):
@@ -945,7 +1498,9 @@ cdef class Relay:
         }
 
     def drain_events(self):
-        """Pending events as (kind, session, side, idle_ms) tuples, oldest first."""
+        """Pending events as (kind, session, side, idle_ms, digit, method, forward,
+        duration_ms, start_ns) tuples, oldest first (the DTMF fields are empty for timeouts;
+        start_ns is CLOCK_MONOTONIC)."""
         cdef Event ev
         out = []
         while True:
@@ -960,4 +1515,145 @@ cdef class Relay:
                 pthread_mutex_unlock(&self.w.lock)
             if ev.kind == 0:
                 return out
-            out.append((EVENT_KINDS[ev.kind], ev.session, ev.side, ev.idle_ms))
+            out.append((EVENT_KINDS[ev.kind], ev.session, ev.side, ev.idle_ms,
+                        chr(ev.digit) if ev.digit else "", DTMF_METHOD_NAMES.get(ev.method, ""),
+                        DTMF_METHOD_NAMES.get(ev.forward, ""), ev.duration_ms, ev.start_ns))
+
+    # ------------------------------------------------------------ DTMF
+
+    def set_dtmf(self, int slot, int accept, int send, int rx_pt, int tx_pt, bint mute_inband=False,
+                 double level_dbm0=-10.0, int tone_ms=50, int gap_ms=50, int volume=10,
+                 unsigned int ssrc=0, unsigned int seq=0, unsigned int ts=0):
+        """DTMF configuration of one leg's party (see MediaEngine.set_dtmf); `ssrc`, `seq`
+        and `ts` start the engine's own numbering of a pass-through stream toward it
+        before any packet was forwarded. The DTMF path is on once both legs have one."""
+        cdef Leg *leg = self._leg(slot)
+        cdef Leg *peer
+        cdef DtmfLeg *d
+        cdef bint fresh = False
+        if accept & ~(DTMF_RFC2833 | DTMF_INBAND | DTMF_INFO) or send not in (0, DTMF_RFC2833, DTMF_INBAND, DTMF_INFO):
+            raise ValueError("unknown DTMF method")
+        if not (-1 <= rx_pt <= 127 and -1 <= tx_pt <= 127):
+            raise ValueError("telephone-event payload types are 0..127 (or -1: none)")
+        if send == DTMF_RFC2833 and tx_pt < 0:
+            raise ValueError("sending RFC 2833 needs a telephone-event payload type")
+        if not (0 <= tone_ms <= 5000 and 0 <= gap_ms <= 5000 and 0 <= volume <= 63) or level_dbm0 > 3.0:
+            raise ValueError("tone_ms and gap_ms are 0..5000, volume 0..63, level at most 3 dBm0")
+        if leg.dtmf == NULL:
+            d = <DtmfLeg *>calloc(1, sizeof(DtmfLeg))
+            if d == NULL:
+                raise MemoryError()
+            fresh = True
+        with nogil:
+            pthread_mutex_lock(&self.w.lock)
+            if fresh:
+                rfc4733_rx_init(&d.rx)
+                dtmf_detector_init(&d.det)
+                d.pt_ssrc = ssrc
+                d.pt_seq = <uint16_t>seq
+                d.pt_ts = ts
+                d.pt_ns = mono_ns()
+                d.worker = <void *>self.w
+                leg.dtmf = d
+            d = leg.dtmf
+            if d.accept != accept:
+                d.locked = 0
+            d.accept = <uint8_t>accept
+            d.send = <uint8_t>send
+            d.rx_pt = <int16_t>rx_pt
+            d.tx_pt = <int16_t>tx_pt
+            d.mute_inband = mute_inband
+            d.volume = <uint8_t>volume
+            d.level_dbm0 = level_dbm0
+            d.tone_ms = tone_ms
+            d.gap_ms = gap_ms
+            if fresh:
+                dtmf_generator_init(&d.gen, level_dbm0, tone_ms, gap_ms)
+            peer = &self.w.legs[leg.peer]
+            leg.dtmf_path = peer.dtmf != NULL
+            peer.dtmf_path = leg.dtmf_path
+            install_hook(leg)
+            install_hook(peer)
+            pthread_mutex_unlock(&self.w.lock)
+
+    def clear_dtmf(self, int slot):
+        """No DTMF work on this leg and its peer any more."""
+        cdef Leg *leg = self._leg(slot)
+        with nogil:
+            pthread_mutex_lock(&self.w.lock)
+            drop_dtmf(self.w, &self.w.legs[leg.peer])
+            drop_dtmf(self.w, leg)
+            pthread_mutex_unlock(&self.w.lock)
+
+    def has_dtmf(self, int slot):
+        return self._leg(slot).dtmf != NULL
+
+    def send_dtmf(self, int slot, bytes digits, int method, int duration_ms=100, int pause_ms=50,
+                  double level_dbm0=-10.0, int volume=10):
+        """Queue digits toward the leg's party as RFC 4733 events or in-band tones."""
+        cdef Leg *leg = self._leg(slot)
+        cdef const char *p = digits
+        cdef int n = len(digits), i, queued = 0
+        cdef int64_t now
+        cdef uint64_t one = 1
+        if leg.dtmf == NULL:
+            raise ValueError("DTMF is not configured on this leg")
+        if method not in (DTMF_RFC2833, DTMF_INBAND):
+            raise ValueError("the engine sends digits as RFC 2833 events or in-band tones")
+        if method == DTMF_RFC2833 and leg.dtmf.tx_pt < 0:
+            raise ValueError("no telephone-event payload type toward this party")
+        with nogil:
+            pthread_mutex_lock(&self.w.lock)
+            now = mono_ns()
+            for i in range(n):
+                if method == DTMF_RFC2833:
+                    if not tx_queue(self.w, leg, p[i], duration_ms, volume, pause_ms, now):
+                        break
+                else:
+                    if not dtmf_generator_add(&leg.dtmf.gen, p[i], level_dbm0, duration_ms, pause_ms):
+                        break
+                    leg.dtmf.tones_out += 1
+                queued += 1
+            pthread_mutex_unlock(&self.w.lock)
+            write(self.w.wakefd, &one, 8)      # the worker recomputes its timers
+        return queued
+
+    def info_digit(self, int slot, bytes digit, int duration_ms):
+        """A digit the leg's party sent by SIP INFO: True if taken (reported, passed on by the
+        peer's method), False if the leg does not take INFO (or locked another method)."""
+        cdef Leg *leg = self._leg(slot)
+        cdef Leg *peer
+        cdef DtmfLeg *d = leg.dtmf
+        cdef DtmfLeg *pd
+        cdef char c
+        cdef bint taken = False
+        cdef int64_t now
+        cdef uint64_t one = 1
+        if d == NULL or not leg.dtmf_path:
+            raise ValueError("DTMF is not configured on this leg")
+        if len(digit) != 1 or rfc4733_char_event(digit[0]) < 0:
+            raise ValueError(f"not a DTMF digit: {digit!r}")
+        c = digit[0]
+        with nogil:
+            pthread_mutex_lock(&self.w.lock)
+            now = mono_ns()
+            peer = &self.w.legs[leg.peer]
+            pd = peer.dtmf
+            if dtmf_accepts(d, DTMF_INFO):
+                taken = True
+                if d.cur_digit:
+                    digit_end(self.w, leg, now)
+                d.locked = DTMF_INFO
+                d.digits_in += 1
+                if pd.send == DTMF_RFC2833:
+                    tx_queue(self.w, peer, c, duration_ms, pd.volume, pd.gap_ms, now)
+                elif pd.send == DTMF_INBAND:
+                    if dtmf_generator_add(&pd.gen, c, pd.level_dbm0,
+                                          duration_ms if duration_ms > pd.tone_ms else pd.tone_ms, pd.gap_ms):
+                        pd.tones_out += 1
+                dtmf_report(self.w, leg, c, DTMF_INFO, duration_ms, now)
+            else:
+                d.suppressed += 1
+            pthread_mutex_unlock(&self.w.lock)
+            write(self.w.wakefd, &one, 8)
+        return taken

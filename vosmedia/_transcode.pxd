@@ -42,6 +42,11 @@ cdef struct TcStats:
     uint64_t talkspurts         # packets sent with the marker bit
 
 
+# Called with each run of decoded (or concealed, or silence) input samples before they are
+# encoded: the relay's DTMF work (detect, mute, overwrite with generated tones) happens here.
+ctypedef void (*tc_pcm_hook)(void *ctx, int16_t *pcm, int n) noexcept nogil
+
+
 cdef struct TcState:
     # configuration
     int in_codec
@@ -67,6 +72,8 @@ cdef struct TcState:
     int16_t last[TC_FRAME]
     int conceal_run             # consecutive concealed frames
     TcStats st
+    tc_pcm_hook hook            # NULL unless the relay set one (DTMF on this direction)
+    void *hook_ctx
     int16_t pcm[TC_BUF_SAMPLES]
 
 
@@ -90,6 +97,10 @@ cdef int tc_feed(TcState *tc, uint32_t ssrc, const uint8_t *payload, int length,
                  int marker, uint8_t *out, int out_cap, int *out_lens,
                  int max_packets) noexcept nogil
 cdef int tc_conceal(TcState *tc, int frames, uint8_t *out, int out_cap, int *out_lens,
+                    int max_packets) noexcept nogil
+# tc_silence: `frames` (1..TC_MAX_CONCEAL) 10 ms frames of silence at the expected position
+#   (the hook may put generated tones there while the input is idle); same outputs.
+cdef int tc_silence(TcState *tc, int frames, uint8_t *out, int out_cap, int *out_lens,
                     int max_packets) noexcept nogil
 
 

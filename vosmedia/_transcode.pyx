@@ -264,6 +264,8 @@ cdef int tc_feed(TcState *tc, uint32_t ssrc, const uint8_t *payload, int length,
     else:
         memmove_tail(tc.last, tc.pcm + tc.pending, n)
     tc.conceal_run = 0
+    if tc.hook != NULL:
+        tc.hook(tc.hook_ctx, tc.pcm + tc.pending, n)
     tc.pending += n
     tc.next_in = ts + <uint32_t>n
     drain(tc, out, &used, out_lens, &npackets)
@@ -308,7 +310,28 @@ cdef int tc_conceal(TcState *tc, int frames, uint8_t *out, int out_cap, int *out
                     pcm[i] = <int16_t>((<int>tc.last[i] * start) // (TC_FADE_FRAMES * TC_FRAME))
         tc.conceal_run += 1
         tc.st.concealed += 1
+        if tc.hook != NULL:
+            tc.hook(tc.hook_ctx, pcm, TC_FRAME)
         tc.pending += TC_FRAME
+        tc.next_in += TC_FRAME
+        drain(tc, out, &used, out_lens, &npackets)
+    return npackets
+
+
+cdef int tc_silence(TcState *tc, int frames, uint8_t *out, int out_cap, int *out_lens,
+                    int max_packets) noexcept nogil:
+    cdef int f, used = 0, npackets = 0
+    if frames <= 0 or frames > TC_MAX_CONCEAL:
+        return TC_ERR_PAYLOAD
+    if not room_ok(tc, frames * TC_FRAME, out_cap, max_packets):
+        tc.st.no_room += 1
+        return TC_ERR_ROOM
+    for f in range(frames):
+        memset(tc.pcm + tc.pending, 0, TC_FRAME * sizeof(int16_t))
+        if tc.hook != NULL:
+            tc.hook(tc.hook_ctx, tc.pcm + tc.pending, TC_FRAME)
+        tc.pending += TC_FRAME
+        # the input timeline moves on too, so input resuming later lines up after it
         tc.next_in += TC_FRAME
         drain(tc, out, &used, out_lens, &npackets)
     return npackets

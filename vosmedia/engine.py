@@ -2,8 +2,8 @@
 
 It owns the port pool, the worker threads (each runs one `Relay` loop without the
 GIL) and the session table. Every method is thread-safe and runs on the control path
-only; no relayed packet ever reaches Python. Events (RTP timeouts) from all workers
-arrive through one eventfd, `event_fd`, that an asyncio loop can watch.
+only; no relayed packet ever reaches Python. Events (RTP timeouts, DTMF digits) from all
+workers arrive through one eventfd, `event_fd`, that an asyncio loop can watch.
 """
 from __future__ import annotations
 
@@ -29,10 +29,26 @@ class TranscodingLimit(RuntimeError):
 
 @dataclass(frozen=True)
 class EngineEvent:
-    kind: str          # "timeout": no RTP arrived on this leg for rtp_timeout seconds
+    """`kind` "timeout": no RTP arrived on this leg for rtp_timeout seconds (`idle_seconds`).
+    `kind` "dtmf": the party on `side` sent `digit` by `method` ("rfc2833", "inband",
+    "info"), starting at wall-clock `time`, for `duration_ms`; `forward` is how it went on
+    to the other party ("rfc2833", "inband", or "info" / "none": the engine did not send
+    it, so a control plane that sends SIP INFO does it now)."""
+    kind: str
     session: int
     side: int          # 0 = the leg facing the caller (offerer), 1 = the callee
-    idle_seconds: float
+    idle_seconds: float = 0.0
+    digit: str = ""
+    method: str = ""
+    duration_ms: int = 0
+    time: float = 0.0
+    forward: str = ""
+
+
+#: DTMF methods by name, as the relay core numbers them
+DTMF_METHODS = {"rfc2833": 1, "inband": 2, "info": 4}
+#: RTP payload type of telephone-event when none is given
+DEFAULT_DTMF_PT = 101
 
 
 class PortPool:
@@ -70,6 +86,8 @@ class _Session:
     # per side: the transcoder for media arriving on that side (kept alive here while the
     # worker uses its C state)
     transcoders: list = field(default_factory=lambda: [None, None])
+    # per side: the DTMF configuration given to set_dtmf (None: not configured)
+    dtmf: list = field(default_factory=lambda: [None, None])
 
 
 class MediaEngine:
@@ -310,6 +328,143 @@ class MediaEngine:
                 s.transcoders[side] = None
                 self._transcoding -= 1
 
+    # ------------------------------------------------------------ DTMF
+    def set_dtmf(self, sid: int, side: int, *, receive="all", send: str = "auto",
+                 rx_pt: int | None = DEFAULT_DTMF_PT, tx_pt: int | None = None,
+                 mute_inband: bool = False, tone_ms: int = 50, gap_ms: int = 50,
+                 level_dbm0: float = -10.0, volume: int = 10) -> None:
+        """DTMF handling for the party on `side`: how its digits are taken and how digits
+        reach it. All of it then runs in the worker, per packet, without Python.
+
+        * `receive`: the methods its digits are taken by: "all" (default: every method, but
+          the first one seen locks the leg to it, so an endpoint sending RFC 2833 and the
+          same tones in-band yields each digit once), "rfc2833", "inband", "info", "none",
+          or a list of them. Every digit taken becomes a "dtmf" event (see EngineEvent);
+          telephone-event packets not taken are dropped. In-band detection runs on decoded
+          audio: on transcoded legs, and on G.711 pass-through legs.
+        * `send`: how digits from the other party reach it: "auto" (default: "rfc2833" when it
+          has a telephone-event payload type, else "inband"), "rfc2833" (events with payload
+          type `tx_pt`: a pass-through stream carries the sender's events on, renumbered;
+          otherwise the engine sends its own in the stream toward it), "inband" (tones
+          generated into its audio: `tone_ms` at least, `gap_ms` after, `level_dbm0` per
+          tone), "info" or "none" (the engine does not send them; the event's `forward`
+          says so and a control plane may send SIP INFO).
+        * `rx_pt`: the telephone-event payload type it sends (None: none negotiated);
+          `tx_pt` the one the engine sends it (default `rx_pt`).
+        * `mute_inband`: tones detected in the other party's audio are silenced in the audio
+          sent to this party (from the moment the digit is recognised, about 25 ms in).
+        * `volume`: the RFC 4733 volume (-dBm0) of events the engine generates toward it.
+
+        The DTMF work needs both sides: a side not configured yet takes receive="rfc2833",
+        send="rfc2833" with payload type 101. Sessions without set_dtmf pay nothing."""
+        accept = self._dtmf_methods(receive)
+        if tx_pt is None:
+            tx_pt = rx_pt
+        if send == "auto":
+            send = "rfc2833" if tx_pt is not None else "inband"
+        if send not in DTMF_METHODS and send != "none":
+            raise ValueError(f"unknown DTMF send method {send!r}: auto, rfc2833, inband, info or none")
+        if send == "rfc2833" and tx_pt is None:
+            raise ValueError("sending RFC 2833 needs a telephone-event payload type (tx_pt)")
+        config = dict(receive=receive, send=send, rx_pt=rx_pt, tx_pt=tx_pt, mute_inband=bool(mute_inband),
+                      tone_ms=tone_ms, gap_ms=gap_ms, level_dbm0=level_dbm0, volume=volume)
+        with self._lock:
+            s = self._get(sid)
+            relay = self._relays[s.worker]
+            self._push_dtmf(relay, s.slots[side], accept, config)
+            s.dtmf[side] = config
+            other = 1 - side
+            if s.dtmf[other] is None:
+                default = dict(receive="rfc2833", send="rfc2833", rx_pt=DEFAULT_DTMF_PT,
+                               tx_pt=DEFAULT_DTMF_PT, mute_inband=False, tone_ms=50, gap_ms=50,
+                               level_dbm0=-10.0, volume=10)
+                self._push_dtmf(relay, s.slots[other], DTMF_METHODS["rfc2833"], default)
+                s.dtmf[other] = default
+
+    @staticmethod
+    def _dtmf_methods(receive) -> int:
+        names = [receive] if isinstance(receive, str) else list(receive)
+        accept = 0
+        for name in names:
+            if name == "all":
+                accept |= sum(DTMF_METHODS.values())
+            elif name in DTMF_METHODS:
+                accept |= DTMF_METHODS[name]
+            elif name != "none":
+                raise ValueError(f"unknown DTMF receive method {name!r}: all, rfc2833, inband, info or none")
+        return accept
+
+    @staticmethod
+    def _push_dtmf(relay, slot: int, accept: int, c: dict) -> None:
+        rand = lambda nbytes: int.from_bytes(os.urandom(nbytes), "big")
+        relay.set_dtmf(slot, accept, DTMF_METHODS.get(c["send"], 0),
+                       -1 if c["rx_pt"] is None else c["rx_pt"], -1 if c["tx_pt"] is None else c["tx_pt"],
+                       c["mute_inband"], c["level_dbm0"], c["tone_ms"], c["gap_ms"], c["volume"],
+                       rand(4), rand(2), rand(4))
+
+    def dtmf_config(self, sid: int, side: int) -> dict | None:
+        """What set_dtmf configured for the party on `side` (None: nothing)."""
+        with self._lock:
+            config = self._get(sid).dtmf[side]
+            return dict(config) if config is not None else None
+
+    def clear_dtmf(self, sid: int) -> None:
+        """No DTMF work on the session any more (both sides)."""
+        with self._lock:
+            s = self._get(sid)
+            self._relays[s.worker].clear_dtmf(s.slots[0])
+            s.dtmf = [None, None]
+
+    def send_dtmf(self, sid: int, side: int, digits: str, duration_ms: int = 100, *,
+                  pause_ms: int | None = None, level_dbm0: float | None = None,
+                  method: str | None = None) -> None:
+        """Send `digits` (0-9 * # A-D; '!' flash as an event only) to the party on `side`,
+        each `duration_ms` long with `pause_ms` after it, by that party's send method (or
+        `method`: "rfc2833" / "inband"). `level_dbm0` is the tone level, and its magnitude
+        the RFC 4733 volume. A party that takes DTMF by SIP INFO is the control plane's to
+        serve: ValueError. Digits queue behind those being sent."""
+        if not isinstance(digits, str) or not digits:
+            raise ValueError("no digits to send")
+        if not 40 <= duration_ms <= 8000:
+            raise ValueError("duration_ms must be in 40..8000")
+        with self._lock:
+            s = self._get(sid)
+            config = s.dtmf[side]
+            if config is None:
+                raise ValueError(f"DTMF is not configured for side {side} of session {sid} (set_dtmf)")
+            method = method or config["send"]
+            if method not in ("rfc2833", "inband"):
+                raise ValueError(f"the party on side {side} takes DTMF by {method}: the engine sends "
+                                 f"only rfc2833 or inband")
+            if method == "rfc2833" and config["tx_pt"] is None:
+                raise ValueError(f"the party on side {side} has no telephone-event payload type")
+            pause = config["gap_ms"] if pause_ms is None else pause_ms
+            level = config["level_dbm0"] if level_dbm0 is None else level_dbm0
+            if not 0 <= pause <= 5000 or level > 3.0:
+                raise ValueError("pause_ms is 0..5000 and the level at most 3 dBm0")
+            volume = min(63, max(0, round(-level))) if level_dbm0 is not None else config["volume"]
+            data = digits.upper().encode("ascii", "replace")
+            bad = [chr(c) for c in data if chr(c) not in "0123456789*#ABCD!" or (chr(c) == "!" and method == "inband")]
+            if bad:
+                raise ValueError(f"not a DTMF digit for {method}: {bad[0]!r}")
+            queued = self._relays[s.worker].send_dtmf(s.slots[side], data, DTMF_METHODS[method],
+                                                      duration_ms, pause, level, volume)
+        if queued != len(data):
+            raise RuntimeError(f"DTMF queue full: {queued} of {len(data)} digits queued")
+
+    def dtmf_info(self, sid: int, side: int, digit: str, duration_ms: int = 100) -> bool:
+        """The party on `side` sent `digit` by SIP INFO. Under its receive setting the digit is
+        taken (a "dtmf" event with method "info", passed on to the other party by that party's
+        send method; True) or refused (another method is locked, or INFO is not taken; False)."""
+        if not isinstance(digit, str) or len(digit) != 1 or digit.upper() not in "0123456789*#ABCD!":
+            raise ValueError(f"not a DTMF digit: {digit!r}")
+        with self._lock:
+            s = self._get(sid)
+            if s.dtmf[side] is None:
+                raise ValueError(f"DTMF is not configured for side {side} of session {sid} (set_dtmf)")
+            return self._relays[s.worker].info_digit(s.slots[side], digit.upper().encode("ascii"),
+                                                     max(0, int(duration_ms)))
+
     def delete_session(self, sid: int) -> dict:
         """Stop relaying, free the ports; return the final statistics."""
         with self._lock:
@@ -360,7 +515,12 @@ class MediaEngine:
         except BlockingIOError:
             pass
         events = []
+        wall = time.time() - time.monotonic()       # CLOCK_MONOTONIC -> wall clock
         for relay in self._relays:
-            for kind, sid, side, idle_ms in relay.drain_events():
-                events.append(EngineEvent(kind, sid, side, idle_ms / 1000.0))
+            for kind, sid, side, idle_ms, digit, method, forward, duration_ms, start_ns in relay.drain_events():
+                if kind == "dtmf":
+                    events.append(EngineEvent(kind, sid, side, 0.0, digit, method, duration_ms,
+                                              wall + start_ns / 1e9, forward))
+                else:
+                    events.append(EngineEvent(kind, sid, side, idle_ms / 1000.0))
         return events

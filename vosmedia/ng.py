@@ -366,6 +366,49 @@ class NgServer:
             raise NgError("'limit' must be greater than 0")
         return {"result": "ok", "calls": list(self.calls)[:limit]}
 
+    def _cmd_play_dtmf(self, request: _Request) -> dict:
+        """rtpengine's ``play DTMF``: the party of ``from-tag`` "generates" the digit, which
+        goes to the other party by its method (telephone-event when it negotiated it, else
+        tones in its audio)."""
+        call_id = request.text("call id", required=True)
+        call = self.calls.get(call_id)
+        if call is None:
+            raise NgError("Unknown call-id")
+        from_tag = request.text("from tag", required=True)
+        side = call.side_of(from_tag)
+        if side is None:
+            raise NgError("Unknown from-tag")
+        digit = self._dtmf_code(request)
+        duration = min(5000, max(100, request.integer("duration") or 250))
+        volume = request.integer("volume")
+        volume = -8 if volume is None else -abs(volume)          # dBm0; positive means negative
+        pause = min(5000, max(100, request.integer("pause") or 100))
+        streams = [st for st in call.streams if st.sid is not None and st.media == "audio"]
+        if not streams:
+            raise NgError("No audio stream to play DTMF into")
+        for stream in streams:
+            self._ensure_dtmf(stream)
+            try:
+                self.engine.send_dtmf(stream.sid, 1 - side, digit, duration, pause_ms=pause,
+                                      level_dbm0=max(-63, volume))
+            except (ValueError, RuntimeError) as exc:
+                raise NgError(f"Cannot play DTMF: {exc}") from None
+        return {"result": "ok"}
+
+    @staticmethod
+    def _dtmf_code(request: _Request) -> str:
+        value = request.items.get("code", request.items.get("digit"))
+        if value is None:
+            raise NgError("No DTMF code in message")
+        if isinstance(value, int):
+            if not 0 <= value <= 15:
+                raise NgError(f"Invalid DTMF code {value}")
+            return "0123456789*#ABCD"[value]
+        text = _as_text(value)
+        if text is None or len(text) != 1 or text.upper() not in "0123456789*#ABCD":
+            raise NgError(f"Invalid DTMF code {text!r}")
+        return text.upper()
+
     _commands = {
         "ping": _cmd_ping,
         "offer": _cmd_offer,
@@ -373,6 +416,7 @@ class NgServer:
         "delete": _cmd_delete,
         "query": _cmd_query,
         "list": _cmd_list,
+        "play dtmf": _cmd_play_dtmf,
     }
 
     # ================================================================ offer / answer
@@ -501,7 +545,29 @@ class NgServer:
             offerer = stream.offerer
             self._transcode(stream.sid, offerer, plan.offerer, plan.answerer)
             self._transcode(stream.sid, 1 - offerer, plan.answerer, plan.offerer)
+            # on the media path the stream toward each party is the engine's: it terminates
+            # telephone-event and regenerates it (or tones) in that stream
+            self._configure_dtmf(stream, inband_receive=True)
             negotiation.apply_answer(desc.media[index], plan)
+
+    def _configure_dtmf(self, stream: _Stream, inband_receive: bool) -> None:
+        """DTMF settings of both parties of a stream from its negotiated plan: telephone-event
+        where the party negotiated it, else in-band tones; in-band detection only if asked."""
+        plan = stream.answer_plan
+        for side in (0, 1):
+            leg = plan.offerer if side == stream.offerer else plan.answerer
+            pt = leg.dtmf.pt if leg.dtmf is not None else None
+            receive = "rfc2833" if pt is not None else ("inband" if inband_receive else "none")
+            self.engine.set_dtmf(stream.sid, side, receive=receive,
+                                 send="rfc2833" if pt is not None else "inband", rx_pt=pt)
+
+    def _ensure_dtmf(self, stream: _Stream) -> None:
+        """DTMF settings for a stream that has none yet (play DTMF on a pass-through call)."""
+        if all(self.engine.dtmf_config(stream.sid, side) is not None for side in (0, 1)):
+            return
+        if stream.answer_plan is None:
+            raise NgError("No negotiated media to play DTMF into (call not answered)")
+        self._configure_dtmf(stream, inband_receive=False)
 
     def _transcode(self, sid: int, side: int, sender, receiver) -> None:
         """Media arriving from the party on `side` (its leg `sender`) is re-encoded for the
@@ -761,6 +827,13 @@ class NgServer:
         drops = leg.get("drops")
         if drops:
             rtp_stream["drops"] = {k.replace("_", " "): _int(v) for k, v in drops.items()}
+        dtmf = leg.get("dtmf")
+        if dtmf:
+            # digits this party sent (vosmedia addition), oldest first
+            rtp_stream["DTMF"] = [{"digit": d["digit"], "method": d["method"],
+                                   "duration": _int(d["duration_ms"]), "time": int(d["time"]),
+                                   "time us": int((d["time"] % 1) * 1_000_000)}
+                                  for d in dtmf.get("recent", [])]
         for key in ("transcoding", "jitter_buffer"):      # media path of transcoded streams
             if leg.get(key):
                 rtp_stream[key.replace("_", " ")] = {k.replace("_", " "): _int(v) for k, v in leg[key].items()}
