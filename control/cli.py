@@ -2,6 +2,11 @@
 
 Subcommands:
 
+``vosmedia run [--config FILE] [--sip-listen HOST:PORT] [--demo] [--demo-vendor HOST:PORT]``
+    The switch: SIP B2BUA with the media engine in-process and SQLite as the embedded
+    store (``--data-dir``). ``--demo`` adds a customer accepted from 127.0.0.1, a phone
+    1001 (password 1001) and a vendor gateway (default 127.0.0.1:5090) for every number.
+
 ``vosmedia dtmf-detect [--law alaw|ulaw|linear]``
     Reads 8 kHz audio on stdin (16-bit little-endian linear by default) and prints the
     DTMF digits the in-band detector finds, on one line.
@@ -103,6 +108,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="for every call, relay media only from the address its SDP announced "
                             "(rtpengine's strict-source; per call with the NG flag)")
     media.set_defaults(func=run_media)
+
+    run = commands.add_parser(
+        "run", help="run the switch (SIP B2BUA, media engine in-process, SQLite store)",
+        description="Run the softswitch: SIP over UDP and TCP, calls bridged by the B2BUA with "
+                    "media relayed by the in-process engine, call records in SQLite.")
+    run.add_argument("--config", metavar="FILE", help="TOML configuration (see control/config.py)")
+    run.add_argument("--sip-listen", metavar="HOST:PORT", action="append",
+                     help="SIP address (UDP and TCP); repeat for several ports (default 127.0.0.1:5060)")
+    run.add_argument("--demo", action="store_true",
+                     help="add demo data: customer 127.0.0.1, phone 1001/1001, a vendor for every number")
+    run.add_argument("--demo-vendor", metavar="HOST:PORT", default="127.0.0.1:5090",
+                     help="the demo vendor gateway (default %(default)s)")
+    run.add_argument("--media-interface", metavar="ADDR", action="append",
+                     help="address the media engine relays on (default: the SIP address)")
+    run.add_argument("--no-media", action="store_true", help="signalling only: never proxy media")
+    run.add_argument("--num-threads", metavar="N", type=_positive_int, default=1,
+                     help="media relay worker threads (default %(default)s)")
+    run.add_argument("--data-dir", metavar="DIR", default="vosmedia-data",
+                     help="where the SQLite store lives (default %(default)s)")
+    run.set_defaults(func=run_switch)
 
     detect = commands.add_parser(
         "dtmf-detect", help="print the DTMF digits in 8 kHz audio read from stdin",
@@ -211,6 +236,45 @@ async def _serve_media(engine, args, names: dict[str, str]) -> int:
         active = len(server.calls)
         server.delete_all("shutdown")
         log.info("media node stopped (%d active call(s) deleted)", active)
+    return 0
+
+
+# ------------------------------------------------------------------ vosmedia run
+
+def run_switch(args, parser: argparse.ArgumentParser) -> int:
+    from control import config as configuration
+
+    try:
+        config = configuration.load(args.config) if args.config else configuration.SwitchConfig()
+        if args.sip_listen:
+            config.listen = [configuration.parse_host_port(item) for item in args.sip_listen]
+        if args.demo:
+            configuration.demo(config, configuration.parse_host_port(args.demo_vendor))
+    except configuration.ConfigError as exc:
+        parser.error(str(exc))
+    return asyncio.run(_serve_switch(config, args))
+
+
+async def _serve_switch(config, args) -> int:
+    from control.app import Switch
+
+    switch = Switch(config, data_dir=args.data_dir, media_interfaces=args.media_interface,
+                    media=not args.no_media, num_threads=args.num_threads)
+    try:
+        await switch.start()
+    except (OSError, ValueError) as exc:
+        print(f"vosmedia run: cannot start: {exc}", file=sys.stderr)
+        await switch.stop()
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await switch.stop()
+        log.info("switch stopped")
     return 0
 
 

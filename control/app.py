@@ -1,0 +1,116 @@
+"""Wires the switch together: media engine (in-process), the NG front end's offer/answer
+code, the B2BUA, its SIP transports, the call record store, and the housekeeping timers."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from control.b2bua import B2BUA
+from control.cdr import SqliteCdrSink
+from control.config import SwitchConfig
+from control.media import MediaControl
+from control.params import ParamStore
+from control.sip.timer import Timers
+from control.transport import SipTransport
+
+log = logging.getLogger("vosmedia.app")
+
+CDR_FLUSH_INTERVAL = 1.0
+
+
+class Switch:
+    """A running switch. ``await start()``, then ``await stop()``."""
+
+    def __init__(self, config: SwitchConfig, *, data_dir: str = ".", media_interfaces=None,
+                 media: bool = True, num_threads: int = 1):
+        self.config = config
+        self.params = ParamStore(config.params)
+        self.data_dir = data_dir
+        self.media_interfaces = media_interfaces or [config.advertised_host()]
+        self.use_media = media
+        self.num_threads = num_threads
+        self.engine = None
+        self.ng = None
+        self.core: B2BUA | None = None
+        self.transport: SipTransport | None = None
+        self.cdr: SqliteCdrSink | None = None
+        self.addresses: list[tuple[str, int]] = []
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.cdr = SqliteCdrSink(os.path.join(self.data_dir, "vosmedia.db"))
+        media = None
+        if self.use_media:
+            from vosmedia.engine import MediaEngine
+            from vosmedia.ng import NgServer
+            p = self.params
+            self.engine = MediaEngine(
+                interfaces=self.media_interfaces, port_min=p.get("SS_MEDIAPROXYPORT_START"),
+                port_max=p.get("SS_MEDIAPROXYPORT_END"), num_threads=self.num_threads,
+                tos=p.get("SS_QOS_RTP"), rtp_timeout=float(p.get("SS_RTP_TIMEOUT")),
+                jitter_buffer=(p.get("SS_JITTERBUFFER_MODE"), p.get("SS_JITTERBUFFER_MIN"),
+                               p.get("SS_JITTERBUFFER_MAX"), p.get("SS_JITTERBUFFER_DEFAULT")))
+            self.engine.start()
+            self.ng = NgServer(self.engine)
+            media = MediaControl(self.ng)
+            loop.add_reader(self.engine.event_fd, self._engine_events)
+        timers = Timers(loop.time())
+        first = self.config.listen[0]
+        host = self.config.advertised_host()
+        # the core needs its own address for Via/Contact before the sockets exist; port 0
+        # (tests) is fixed up once bound
+        local = {"udp": (host, first[1]), "tcp": (host, first[1])}
+        self.core = B2BUA(timers, self.config, self.params, media, self.cdr, local=local,
+                          wall_offset=time.time() - loop.time())
+        self.transport = SipTransport(self.core, loop, tos=self.params.get("SS_QOS_SIGNAL"))
+        for listen_host, port in self.config.listen:
+            self.addresses.append(await self.transport.listen(listen_host, port))
+        bound_port = self.addresses[0][1]
+        self.core.local.update({"udp": (host, bound_port), "tcp": (host, bound_port)})
+        self._tasks.append(loop.create_task(self._housekeeping()))
+        log.info("switch ready: SIP on %s; media %s", ", ".join(f"{h}:{p}" for h, p in self.addresses),
+                 ", ".join(self.media_interfaces) if self.engine else "not proxied")
+
+    def _engine_events(self) -> None:
+        try:
+            events = self.engine.poll_events()
+            ended = self.ng.handle_events(events)
+        except Exception:
+            log.exception("engine events failed")
+            return
+        if ended:
+            self.core.timers.advance(asyncio.get_running_loop().time())
+            self.core.media_timed_out(ended)
+            self.transport.flush()
+
+    async def _housekeeping(self) -> None:
+        sweep_every = 10
+        tick = 0
+        while True:
+            await asyncio.sleep(CDR_FLUSH_INTERVAL)
+            tick += 1
+            try:
+                self.cdr.flush()
+                if self.ng is not None and tick % sweep_every == 0:
+                    self.ng.sweep()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.core is not None:
+            self.core.shutdown()
+            if self.transport is not None:
+                self.transport.flush()
+                await asyncio.sleep(0.05)          # let the BYEs leave
+                self.transport.close()
+        if self.engine is not None:
+            asyncio.get_running_loop().remove_reader(self.engine.event_fd)
+            self.engine.close()
+        if self.cdr is not None:
+            self.cdr.close()

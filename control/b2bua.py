@@ -1,0 +1,300 @@
+"""The B2BUA: every call is two independent dialogs joined by a media session.
+
+Sans-I/O like the rest of ``control.sip``: :meth:`B2BUA.receive` takes a datagram (or a
+framed TCP message) and the flow it came on; everything to send is appended to
+:attr:`B2BUA.outbox`; time comes from the shared timers. The asyncio adapter
+(``control.transport``) only moves bytes and advances the clock.
+
+Who may call and where calls go are questions for :class:`~control.config.SwitchConfig`
+(the accounts and routing modules answer them later); media goes through
+:class:`~control.media.MediaControl`.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import uuid
+from collections import Counter
+
+from control.call import Call
+from control.cdr import CallRecord
+from control.config import SwitchConfig
+from control.media import MediaControl
+from control.params import ParamStore
+from control.registrar import Registrar
+from control.sip.dialog import Dialog
+from control.sip.flood import FloodGuard
+from control.sip.message import (Request, SipParseError, error_response, make_response, parse,
+                                 parse_name_addr, parse_uri)
+from control.sip.timer import Timers
+from control.sip.transaction import ServerTransaction, TransactionLayer
+
+log = logging.getLogger("vosmedia.b2bua")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, PRACK, INFO, REGISTER"
+SUPPORTED = {"100rel", "timer"}
+MAX_MESSAGE = 65536
+MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
+
+
+class B2BUA:
+    def __init__(self, timers: Timers, config: SwitchConfig, params: ParamStore,
+                 media: MediaControl | None, cdr_sink, *, local: dict, wall_offset: float = 0.0,
+                 user_agent: str = "vosmedia"):
+        self.timers = timers
+        self.config = config
+        self.params = params
+        self.media = media
+        self.cdr_sink = cdr_sink
+        self.local = local                      # transport -> (host, port) we send from
+        self.wall_offset = wall_offset
+        self.user_agent = user_agent
+        self.outbox: list[tuple[bytes, tuple]] = []
+        self.layer = TransactionLayer(timers, self._send, self,
+                                      intervals=params.get("SS_SIP_RESEND_INTERVAL"),
+                                      invite_timeout=params.get("SS_SIP_TIMEOUT_INVITE"))
+        params.on_change(self._param_changed)
+        self.guard = FloodGuard(trusted=config.trusted_addresses())
+        self.registrar = Registrar(self, config)
+        self.dialogs: dict[tuple[str, str], tuple[Call, str]] = {}   # (call-id, our tag) -> (call, side)
+        self.calls_by_media: dict[str, Call] = {}
+        self.active: set[Call] = set()
+        self.stats: Counter = Counter()
+        self.instance = uuid.uuid4().hex[:8]    # our Via branches carry it: loop detection
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _send(self, data: bytes, flow) -> None:
+        self.outbox.append((data, flow))
+
+    def wall(self) -> float:
+        return self.timers.now + self.wall_offset
+
+    def _param_changed(self, name: str, value) -> None:
+        if name == "SS_SIP_RESEND_INTERVAL":
+            self.layer.configure(intervals=value)
+        elif name == "SS_SIP_TIMEOUT_INVITE":
+            self.layer.configure(invite_timeout=value)
+
+    def via_host(self, transport: str) -> str:
+        host, port = self.local.get(transport) or self.local["udp"]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def contact(self, transport: str, user: str = "") -> str:
+        at = f"{user}@" if user else ""
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        return f"<sip:{at}{self.via_host(transport)}{suffix}>"
+
+    def flow_to(self, host: str, port: int, transport: str = "udp") -> tuple:
+        return (transport, (host, port), self.local.get(transport) or self.local["udp"])
+
+    def flow_for_uri(self, uri: str, transport: str | None = None) -> tuple:
+        """Where a request to ``uri`` goes (targets are IP addresses or names the OS resolves)."""
+        parsed = parse_uri(uri)
+        transport = transport or parsed.params.get("transport", "udp").lower()
+        if transport not in ("udp", "tcp"):
+            transport = "udp"
+        return self.flow_to(parsed.host.strip("[]"), parsed.port or 5060, transport)
+
+    def new_branch(self) -> str:
+        return f"z9hG4bK{self.instance}{uuid.uuid4().hex[:16]}"
+
+    # ------------------------------------------------------------------ input
+
+    def receive(self, data: bytes, flow) -> None:
+        """One datagram (or framed stream message) from ``flow``; never raises."""
+        self.stats["received"] += 1
+        if len(data) > MAX_MESSAGE:
+            self.stats["oversized"] += 1
+            return
+        stripped = data.strip(b"\r\n")
+        if not stripped:
+            return                                   # keep-alive
+        source = flow[1][0]
+        if not stripped.startswith(b"SIP/") and not self.guard.allow(source, self.timers.now):
+            self.stats["flood_dropped"] += 1
+            return
+        try:
+            message = parse(data)
+            if isinstance(message, Request):
+                if self.guard.is_scanner(message.headers.get("User-Agent")):
+                    self.guard.block(source, self.timers.now)
+                    self.stats["scanner_blocked"] += 1
+                    return
+                problem = self._check_request(message)
+                if problem is not None:
+                    self._reject(message, flow, *problem)
+                    return
+            elif not message.headers.get("Via") or message.headers.get("CSeq") is None:
+                self.stats["malformed"] += 1
+                return
+        except SipParseError as exc:
+            self.stats["malformed"] += 1
+            answer = error_response(data, exc)
+            if answer is not None:
+                self._send(answer, flow)
+            return
+        try:
+            self.layer.receive(message, flow)
+        except Exception:
+            # a bug must cost one message, not the switch
+            self.stats["internal_errors"] += 1
+            log.exception("handling %s failed", getattr(message, "method", getattr(message, "status", "?")))
+            if isinstance(message, Request) and message.method != "ACK":
+                self._reject(message, flow, 500, "Server Internal Error")
+
+    def _check_request(self, request: Request):
+        headers = request.headers
+        for name in MANDATORY:
+            if headers.get(name) is None:
+                return 400, f"Missing {name} header"
+        if request.cseq[1] != request.method:
+            return 400, "CSeq method does not match"
+        if not request.via:
+            return 400, "Bad Via header"
+        return None
+
+    def _reject(self, request: Request, flow, status: int, reason: str, headers=None) -> None:
+        """A stateless final answer (the request never becomes a transaction)."""
+        if request.method == "ACK":
+            return
+        response = make_response(request, status, reason, to_tag=uuid.uuid4().hex[:10], headers=headers)
+        self._send(response.serialize(), flow)
+
+    # ------------------------------------------------------------------ transaction user
+
+    def on_request(self, request: Request, txn: ServerTransaction | None, flow) -> None:
+        to_tag = parse_name_addr(request.headers.get("To")).params.get("tag")
+        if to_tag is not None:
+            entry = self.dialogs.get((request.call_id, to_tag))
+            if entry is None:
+                if request.method == "ACK":
+                    return
+                if request.method == "CANCEL":
+                    self._cancel(request, txn)
+                    return
+                txn.respond(481, "Call/Transaction Does Not Exist")
+                return
+            call, side = entry
+            call.in_dialog(side, request, txn, flow)
+            return
+        method = request.method
+        if method == "ACK":
+            return
+        if method == "INVITE":
+            self._invite(request, txn, flow)
+        elif method == "CANCEL":
+            self._cancel(request, txn)
+        elif method == "OPTIONS":
+            txn.respond(200, "OK", headers=[("Allow", ALLOW), ("Accept", "application/sdp"),
+                                             ("Supported", ", ".join(sorted(SUPPORTED))),
+                                             ("User-Agent", self.user_agent)])
+        elif method == "REGISTER":
+            self.registrar.register(request, txn, flow)
+        elif method in ("BYE", "UPDATE", "PRACK", "INFO"):
+            txn.respond(481, "Call/Transaction Does Not Exist")
+        else:
+            txn.respond(405, "Method Not Allowed", headers=[("Allow", ALLOW)])
+
+    def _cancel(self, request: Request, txn: ServerTransaction) -> None:
+        invite = self.layer.invite_for_cancel(request)
+        if invite is None or invite.state != "proceeding":
+            txn.respond(481, "Call/Transaction Does Not Exist")
+            return
+        txn.respond(200, "OK")
+        call = getattr(invite, "call", None)
+        if call is not None:
+            call.caller_cancelled()
+        else:
+            invite.respond(487, "Request Terminated")
+
+    def _invite(self, request: Request, txn: ServerTransaction, flow) -> None:
+        self.stats["invites"] += 1
+        headers = request.headers
+        max_forwards = request.max_forwards
+        if max_forwards is not None and max_forwards <= 0:
+            txn.respond(483, "Too Many Hops")
+            return
+        if any(v.branch and v.branch.startswith(f"z9hG4bK{self.instance}") for v in request.via):
+            txn.respond(482, "Loop Detected")
+            return
+        unsupported = [opt for opt in headers.get_all("Require") if opt.strip() not in SUPPORTED]
+        if unsupported:
+            txn.respond(420, "Bad Extension", headers=[("Unsupported", ", ".join(unsupported))])
+            return
+        body = request.body
+        content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if body and content_type not in ("application/sdp", ""):
+            txn.respond(415, "Unsupported Media Type", headers=[("Accept", "application/sdp")])
+            return
+        source = flow[1][0]
+        customer = self.config.customer_for(source)
+        phone = None
+        if customer is None:
+            user = parse_name_addr(headers.get("From")).uri.user or ""
+            phone = self.config.phone(user)
+            if phone is None:
+                self.stats["rejected_unknown_source"] += 1
+                txn.respond(403, "Forbidden")
+                return
+            if not self.registrar.authorize_call(request, txn, phone, source):
+                return
+        callee = parse_uri(request.uri).user_unescaped or ""
+        caller_addr = parse_name_addr(headers.get("From"))
+        caller = caller_addr.uri.user_unescaped or ""
+        targets = self.registrar.targets_for(callee)
+        if not targets:
+            targets = [("vendor", vendor) for vendor in self.config.vendors_for(callee)]
+        call = Call(self, request, txn, flow, customer=customer, phone=phone, caller=caller,
+                    callee=callee, targets=targets)
+        txn.call = call
+        self.active.add(call)
+        call.start()
+
+    # ------------------------------------------------------------------ call bookkeeping
+
+    def media_mode(self, *overrides) -> int:
+        """SS_MEDIAPROXYMODE, unless a gateway of this call overrides it (first one set wins)."""
+        for value in overrides:
+            if value is not None:
+                return value
+        return self.params.get("SS_MEDIAPROXYMODE")
+
+    @staticmethod
+    def behind_nat(sdp: bytes, source: str) -> bool:
+        """Auto media proxy: relay when the SDP's address is private or not the signalling source."""
+        for line in sdp.split(b"\n"):
+            if line.startswith(b"c="):
+                address = line.split()[-1].decode("ascii", "replace").strip()
+                try:
+                    parsed = ipaddress.ip_address(address)
+                except ValueError:
+                    return True
+                return address != source or (parsed.is_private and not parsed.is_loopback)
+        return True
+
+    def register_dialog(self, call: Call, side: str, dialog: Dialog) -> None:
+        self.dialogs[(dialog.call_id, dialog.local_tag)] = (call, side)
+
+    def forget(self, call: Call) -> None:
+        self.active.discard(call)
+        for dialog in (call.a_dialog, call.b_dialog):
+            if dialog is not None:
+                self.dialogs.pop((dialog.call_id, dialog.local_tag), None)
+        self.calls_by_media.pop(call.media_id, None)
+
+    def record(self, record: CallRecord) -> None:
+        self.stats["cdrs"] += 1
+        if self.cdr_sink is not None:
+            self.cdr_sink.write(record)
+
+    def media_timed_out(self, media_ids) -> None:
+        """The engine deleted these calls' media after RTP silence: end the calls."""
+        for media_id in media_ids:
+            call = self.calls_by_media.get(media_id)
+            if call is not None:
+                call.end_by_switch("RTP timeout", media_gone=True)
+
+    def shutdown(self) -> None:
+        for call in list(self.active):
+            call.end_by_switch("Switch shutdown")

@@ -1,0 +1,764 @@
+"""One call through the B2BUA: the caller's dialog (leg "a"), the vendor's dialog (leg
+"b"), the media session between them and the state machine from INVITE to the call record.
+
+Failover: targets are tried in order; the next one is taken on 408, 5xx or no answer
+(``SS_SIP_TIMEOUT_INVITE``), never on 403/404/484/486/487/488 or a 6xx, and not once the
+vendor sent early media SDP while ``SS_SIP_STOP_SWITCH_AFTER_SDP`` is set.
+"""
+from __future__ import annotations
+
+import uuid
+from functools import partial
+from typing import TYPE_CHECKING
+
+from control.cdr import CallRecord
+from control.media import MediaError
+from control.sip.dialog import Dialog
+from control.sip.message import Headers, Request, Response, new_tag, parse_name_addr, parse_uri
+
+if TYPE_CHECKING:
+    from control.b2bua import B2BUA
+
+FAILOVER_CODES = {408}
+MIN_SE = 90
+STATIC_CODECS = {b"0": "PCMU", b"8": "PCMA", b"18": "G729", b"9": "G722", b"3": "GSM", b"4": "G723"}
+
+
+def _session_expires(value: str | None) -> tuple[int, str | None] | None:
+    """``Session-Expires: 1800;refresher=uac`` -> (1800, "uac")."""
+    if not value:
+        return None
+    parts = [p.strip() for p in value.split(";")]
+    if not parts[0].isdigit():
+        return None
+    refresher = None
+    for part in parts[1:]:
+        name, _, val = part.partition("=")
+        if name.strip().lower() == "refresher":
+            refresher = val.strip().lower()
+    return int(parts[0]), refresher
+
+
+def _has_option(message, header: str, option: str) -> bool:
+    return any(value.strip().lower() == option for value in message.headers.get_all(header))
+
+
+def first_codec(sdp: bytes) -> str:
+    """The first audio codec of an SDP, by name (for the call record)."""
+    if not sdp:
+        return ""
+    lines = sdp.split(b"\n")
+    pt = None
+    for line in lines:
+        if line.startswith(b"m=audio"):
+            fields = line.split()
+            if len(fields) > 3:
+                pt = fields[3].strip()
+            break
+    if pt is None:
+        return ""
+    prefix = b"a=rtpmap:" + pt + b" "
+    for line in lines:
+        if line.startswith(prefix):
+            return line[len(prefix):].split(b"/")[0].strip().decode("ascii", "replace")
+    return STATIC_CODECS.get(pt, pt.decode("ascii", "replace"))
+
+
+class Call:
+    def __init__(self, b2b: "B2BUA", invite: Request, txn, flow, *, customer, phone, caller: str,
+                 callee: str, targets: list):
+        self.b2b = b2b
+        self.a_invite = invite
+        self.a_txn = txn
+        self.a_flow = flow
+        self.customer = customer
+        self.phone = phone
+        self.targets = targets
+        self.attempt = -1
+        self.state = "routing"                   # routing -> early -> answered -> ended
+        self.a_tag = new_tag()
+        txn.to_tag = self.a_tag
+        self.a_remote_tag = invite.from_.params.get("tag") or ""
+        transport = flow[0]
+        self.a_dialog = Dialog.as_uas(invite, self.a_tag, flow, b2b.contact(transport), b2b.via_host(transport))
+        if self.a_dialog.route_set:
+            self.a_dialog.flow = b2b.flow_for_uri(str(parse_name_addr(self.a_dialog.route_set[0]).uri), transport)
+        b2b.register_dialog(self, "a", self.a_dialog)
+        self.b_dialog: Dialog | None = None
+        self.b_invite: Request | None = None
+        self.b_txn = None
+        self.b_flow = None
+        self.b_tag = ""                           # the vendor's To tag (names its media leg)
+        self.b_ack: Request | None = None
+        self.b_cancel_pending = False
+        self.b_cancelled = False
+        self.b_last_rseq = 0
+        self.early_sdp = False
+        self.late_offer = not invite.body
+        self.held_ack = None                      # (side, cseq) of an ACK waiting for the answer SDP
+        self.pending: dict = {}                   # client txn -> (side, server txn, method)
+        self.timers: dict = {}                    # name -> Timer
+        self.session: dict = {}                   # side -> (interval, we_refresh)
+        self.sdp_sent = {"a": b"", "b": b""}
+        self.reliable = None                      # (rseq, Response, Timer) of an unPRACKed 1xx to A
+        self.reliable_queue: list = []
+        self.media_id = f"{invite.call_id};{self.a_tag}"
+        self.proxied = False
+        self.media_stats = None
+        now = b2b.wall()
+        self.record = CallRecord(call_id=invite.call_id, caller=caller, callee=callee,
+                                 customer=customer.name if customer else (phone.customer if phone else ""),
+                                 caller_ip=flow[1][0], start=now)
+        self.started = b2b.timers.now
+
+    # ================================================================ set-up
+
+    def start(self) -> None:
+        b2b = self.b2b
+        first = self.targets[0][1] if self.targets and self.targets[0][0] == "vendor" else None
+        own = self.customer.media_proxy if self.customer else (self.phone.media_proxy if self.phone else None)
+        mode = b2b.media_mode(own, first.media_proxy if first else None)
+        body = self.a_invite.body
+        if mode == 3 and b2b.media is None:
+            self.fail(503, "Media proxy required but no media engine", "switch")
+            return
+        self.proxied = b2b.media is not None and (mode in (1, 3) or (
+            mode == 2 and (not body or b2b.behind_nat(body, self.a_flow[1][0]))))
+        self.b_body = body
+        if self.proxied:
+            b2b.calls_by_media[self.media_id] = self
+            if body:
+                try:
+                    self.b_body = b2b.media.offer(self.media_id, self.a_remote_tag, body)
+                except MediaError as exc:
+                    self.fail(exc.status, "Media: " + exc.reason, "switch")
+                    return
+        self.try_next(404 if not self.targets else 503, "No Route")
+
+    def try_next(self, status: int, reason: str) -> None:
+        self.attempt += 1
+        if self.attempt >= len(self.targets):
+            self.fail(status, reason, "callee" if self.targets else "switch")
+            return
+        kind, target = self.targets[self.attempt]
+        b2b = self.b2b
+        callee = self.record.callee
+        if kind == "vendor":
+            uri = f"sip:{callee}@{target.host}:{target.port}"
+            flow = b2b.flow_to(target.host, target.port, target.transport)
+            self.record.vendor = target.name
+            self.record.vendor_ip = target.host
+        else:                                     # a registered phone: its Contact, via its NAT binding
+            uri = target.contact_uri
+            flow = target.flow
+            self.record.vendor = f"phone:{target.user}"
+            self.record.vendor_ip = flow[1][0]
+        transport = flow[0]
+        self.b_flow = flow
+        self.b_tag = ""
+        self.b_dialog = None
+        self.b_last_rseq = 0
+        self.b_cancel_pending = self.b_cancelled = False
+        self.early_sdp = False
+        a_headers = self.a_invite.headers
+        caller_addr = parse_name_addr(a_headers.get("From"))
+        display = f'"{caller_addr.display}" ' if caller_addr.display else ""
+        host = b2b.via_host(transport)
+        call_id = f"{uuid.uuid4().hex}@{host.rsplit(':', 1)[0].strip('[]')}"
+        self.b_from_tag = new_tag()
+        max_forwards = self.a_invite.max_forwards
+        h = Headers()
+        h.add("Via", f"SIP/2.0/{transport.upper()} {host};branch={b2b.new_branch()};rport")
+        h.add("Max-Forwards", str(max(0, (max_forwards if max_forwards is not None else 70) - 1)))
+        h.add("From", f"{display}<sip:{caller_addr.uri.user or 'anonymous'}@{host}>;tag={self.b_from_tag}")
+        h.add("To", f"<{uri}>")
+        h.add("Call-ID", call_id)
+        h.add("CSeq", "1 INVITE")
+        h.add("Contact", b2b.contact(transport))
+        h.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, PRACK, INFO")
+        supported = ["timer"]
+        if _has_option(self.a_invite, "Supported", "100rel") or _has_option(self.a_invite, "Require", "100rel"):
+            supported.append("100rel")
+        h.add("Supported", ", ".join(supported))
+        ttl = b2b.params.get("SS_SIP_SESSION_TTL")
+        h.add("Session-Expires", f"{ttl};refresher=uac")
+        h.add("Min-SE", str(MIN_SE))
+        h.add("User-Agent", b2b.user_agent)
+        if self.b_body:
+            h.add("Content-Type", "application/sdp")
+        invite = Request("INVITE", uri, h, self.b_body or b"")
+        self.b_invite = invite
+        self.sdp_sent["b"] = self.b_body or b""
+        self.record.attempts += 1
+        self.b_txn = b2b.layer.request(invite, flow, self._b_response, self._b_timeout)
+
+    # ================================================================ vendor responses
+
+    def _b_response(self, txn, response: Response) -> None:
+        if txn is not self.b_txn or self.state == "ended":
+            self._stray(txn, response)
+            return
+        status = response.status
+        if status < 200:
+            self._b_provisional(response)
+        elif status < 300:
+            self._b_answered(response)
+        else:
+            self._b_failed(response)
+
+    def _stray(self, txn, response: Response) -> None:
+        """A response for an attempt we gave up on: a 2xx is ACKed and hung up at once; a
+        provisional lets a CANCEL we owe go out."""
+        status = response.status
+        if status < 200:
+            if txn is self.b_txn and self.b_cancel_pending:
+                self._cancel_b()
+            return
+        if status < 300:
+            dialog = Dialog.as_uac(txn.request, response, txn.flow, self.b2b.contact(txn.flow[0]),
+                                   self.b2b.via_host(txn.flow[0]))
+            dialog.flow = self._route_flow(dialog, txn.flow)
+            self.b2b.layer.send_stateless(dialog.request("ACK", cseq=txn.request.cseq[0]), dialog.flow)
+            bye = dialog.request("BYE", headers=[("Reason", 'SIP;cause=487;text="Call ended"')])
+            self.b2b.layer.request(bye, dialog.flow, _ignore)
+
+    def _route_flow(self, dialog: Dialog, default):
+        if dialog.route_set:
+            return self.b2b.flow_for_uri(str(parse_name_addr(dialog.route_set[0]).uri), default[0])
+        try:
+            return self.b2b.flow_for_uri(dialog.remote_target, default[0])
+        except ValueError:
+            return default
+
+    def _b_dialog_from(self, response: Response) -> None:
+        tag = response.to.params.get("tag")
+        if tag and (self.b_dialog is None or self.b_dialog.remote_tag != tag):
+            if self.b_dialog is not None:
+                self.b2b.dialogs.pop((self.b_dialog.call_id, self.b_dialog.local_tag), None)
+            dialog = Dialog.as_uac(self.b_invite, response, self.b_flow, self.b2b.contact(self.b_flow[0]),
+                                   self.b2b.via_host(self.b_flow[0]))
+            dialog.flow = self._route_flow(dialog, self.b_flow)
+            self.b_dialog = dialog
+            self.b_tag = tag
+            self.b2b.register_dialog(self, "b", dialog)
+
+    def _b_provisional(self, response: Response) -> None:
+        if self.b_cancel_pending:
+            self._cancel_b()
+            return
+        status = response.status
+        if status == 100:
+            return
+        self._b_dialog_from(response)
+        if _has_option(response, "Require", "100rel"):
+            rseq = response.headers.get("RSeq")
+            if rseq is None or not rseq.strip().isdigit():
+                return
+            rseq = int(rseq)
+            if rseq <= self.b_last_rseq:
+                return                           # a retransmission we already PRACKed
+            self.b_last_rseq = rseq
+            if self.b_dialog is not None:
+                prack = self.b_dialog.request("PRACK", headers=[("RAck", f"{rseq} {self.b_invite.cseq[0]} INVITE")])
+                self.b2b.layer.request(prack, self.b_dialog.flow, _ignore)
+        now = self.b2b.timers.now
+        if self.record.progress is None:
+            self.record.progress = self.b2b.wall()
+            self.record.pdd_ms = int((now - self.started) * 1000)
+        if "ringing" not in self.timers:
+            self.b_txn.cancel_timeout()           # the ringing timeout takes over from Timer B
+            self.timers["ringing"] = self.b2b.timers.after(self.b2b.params.get("SS_SIP_TIMEOUT_RINGING"),
+                                                           self._ringing_timeout)
+        body = b""
+        if response.body and self._is_sdp(response):
+            body = response.body
+            if self.proxied and self.b_tag:
+                try:
+                    body = self.b2b.media.answer(self.media_id, self.a_remote_tag, self.b_tag, response.body)
+                except MediaError:
+                    body = b""
+            self.early_sdp = bool(body)
+        self.state = "early"
+        self._to_a_provisional(status, response.reason, body)
+
+    @staticmethod
+    def _is_sdp(message) -> bool:
+        return (message.headers.get("Content-Type") or "").split(";")[0].strip().lower() == "application/sdp"
+
+    def _to_a_provisional(self, status: int, reason: str, body: bytes) -> None:
+        headers = [("Contact", self.b2b.contact(self.a_flow[0]))]
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+            self.sdp_sent["a"] = body
+        if _has_option(self.a_invite, "Require", "100rel"):
+            if self.reliable is not None:
+                self.reliable_queue = [(status, reason, body, headers)]   # only the latest matters
+                return
+            self._send_reliable(status, reason, body, headers)
+            return
+        self.a_txn.respond(status, reason, headers=headers, body=body)
+
+    def _send_reliable(self, status, reason, body, headers) -> None:
+        """RFC 3262: a provisional response resent until the caller PRACKs it."""
+        self.a_dialog.rseq += 1
+        rseq = self.a_dialog.rseq
+        response = self.a_txn.respond(status, reason, headers=headers + [("Require", "100rel"), ("RSeq", str(rseq))],
+                                      body=body)
+        self.reliable = (rseq, response.serialize(), None, 0)
+        self._schedule_reliable(0)
+
+    def _schedule_reliable(self, index: int) -> None:
+        intervals = self.b2b.layer.intervals
+        if self.reliable is None:
+            return
+        if index >= len(intervals):
+            self.reliable = None
+            self.a_txn.respond(504, "No PRACK")
+            self._cancel_b()
+            self.finish(504, "No PRACK from caller", "caller")
+            return
+        rseq, data, _, _ = self.reliable
+        timer = self.b2b.timers.after(intervals[index], self._resend_reliable, index)
+        self.reliable = (rseq, data, timer, index)
+
+    def _resend_reliable(self, index: int) -> None:
+        if self.reliable is None or self.state in ("answered", "ended"):
+            return
+        self.b2b.layer.send(self.reliable[1], self.a_flow)
+        self._schedule_reliable(index + 1)
+
+    def _prack(self, request: Request, txn) -> None:
+        rack = (request.headers.get("RAck") or "").split()
+        if self.reliable is None or not rack or not rack[0].isdigit() or int(rack[0]) != self.reliable[0]:
+            txn.respond(481, "Call/Transaction Does Not Exist")
+            return
+        timer = self.reliable[2]
+        if timer is not None:
+            timer.cancel()
+        self.reliable = None
+        txn.respond(200, "OK")
+        if self.reliable_queue:
+            queued = self.reliable_queue.pop()
+            self._send_reliable(*queued)
+
+    def _b_answered(self, response: Response) -> None:
+        b2b = self.b2b
+        if self.state == "answered":
+            if self.b_ack is not None:
+                b2b.layer.send_stateless(self.b_ack, self.b_dialog.flow)     # our ACK was lost
+            return
+        self._b_dialog_from(response)
+        dialog = self.b_dialog
+        if dialog is None:                       # a 2xx without a To tag: accept and hang up
+            self._stray(self.b_txn, response)
+            self.fail(502, "Bad answer from vendor (no To tag)", "callee")
+            return
+        dialog.state = "confirmed"
+        dialog.update_target(response)
+        dialog.flow = self._route_flow(dialog, self.b_flow)
+        self._cancel_timer("ringing")
+        body = response.body if self._is_sdp(response) else b""
+        a_body = body
+        if self.proxied and body:
+            try:
+                if self.late_offer:
+                    a_body = b2b.media.offer(self.media_id, self.b_tag, body)
+                else:
+                    a_body = b2b.media.answer(self.media_id, self.a_remote_tag, self.b_tag, body)
+            except MediaError as exc:
+                self._send_b_ack(b"")
+                self._bye("b", 488)
+                self.fail(488, "Media: " + exc.reason, "switch")
+                return
+        if self.late_offer and body:
+            self.held_ack = ("b", self.b_invite.cseq[0])       # the caller's ACK brings the answer
+        else:
+            self._send_b_ack(b"")
+        self.record.vendor_codec = first_codec(body)
+        self.record.caller_codec = first_codec(a_body)
+        now = b2b.timers.now
+        self.record.answer = b2b.wall()
+        if self.record.pdd_ms is None:
+            self.record.pdd_ms = int((now - self.started) * 1000)
+        self.state = "answered"
+        self.a_dialog.state = "confirmed"
+        self._negotiate_b_timer(response)
+        headers = [("Contact", b2b.contact(self.a_flow[0])),
+                   ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, PRACK, INFO"),
+                   ("Supported", "timer")]
+        headers += self._negotiate_a_timer()
+        if a_body:
+            headers.append(("Content-Type", "application/sdp"))
+            self.sdp_sent["a"] = a_body
+        self.reliable = None
+        self.a_txn.on_ack_timeout = self._no_ack
+        self.a_txn.respond(200, "OK", headers=headers, body=a_body)
+        limit = b2b.config.max_call_duration
+        if limit:
+            self.timers["duration"] = b2b.timers.after(limit, self.end_by_switch, "Maximum call duration")
+
+    def _send_b_ack(self, body: bytes) -> None:
+        headers = [("Content-Type", "application/sdp")] if body else None
+        self.b_ack = self.b_dialog.request("ACK", cseq=self.b_invite.cseq[0], headers=headers, body=body)
+        self.b2b.layer.send_stateless(self.b_ack, self.b_dialog.flow)
+
+    def _no_ack(self, txn) -> None:
+        if self.state == "answered":
+            self.end_by_switch("No ACK from caller")
+
+    def _b_failed(self, response: Response) -> None:
+        status = response.status
+        self._cancel_timer("ringing")
+        self.state = "routing"
+        stop = (status not in FAILOVER_CODES and not 500 <= status < 600) or (
+            self.early_sdp and self.b2b.params.get("SS_SIP_STOP_SWITCH_AFTER_SDP"))
+        if stop:
+            self.fail(status, response.reason, "callee")
+        else:
+            self.try_next(status, response.reason)
+
+    def _b_timeout(self, txn) -> None:
+        if txn is not self.b_txn or self.state == "ended":
+            return
+        self._cancel_b()
+        self.try_next(408, "Request Timeout")
+
+    def _ringing_timeout(self) -> None:
+        self.timers.pop("ringing", None)
+        if self.state in ("answered", "ended"):
+            return
+        self._cancel_b()
+        self.fail(408, "Ringing Timeout", "switch")
+
+    def _cancel_b(self) -> None:
+        """CANCEL the vendor INVITE once it has answered provisionally (RFC 3261 §9.1)."""
+        txn = self.b_txn
+        if txn is None or self.b_cancelled or txn.state not in ("calling", "proceeding", "terminated"):
+            return
+        if txn.last_status == 0 and txn.state == "calling":
+            self.b_cancel_pending = True
+            return
+        self.b_cancelled = True
+        self.b_cancel_pending = False
+        invite = self.b_invite
+        h = Headers()
+        h.add("Via", invite.headers.get_all("Via")[0])
+        h.add("Max-Forwards", "70")
+        h.add("From", invite.headers.get("From"))
+        h.add("To", invite.headers.get("To"))
+        h.add("Call-ID", invite.call_id)
+        h.add("CSeq", f"{invite.cseq[0]} CANCEL")
+        cancel = Request("CANCEL", invite.uri, h, b"")
+        self.b2b.layer.request(cancel, txn.flow, _ignore)
+
+    # ================================================================ caller side events
+
+    def caller_cancelled(self) -> None:
+        if self.state in ("answered", "ended"):
+            return
+        self.a_txn.respond(487, "Request Terminated")
+        self._cancel_b()
+        self.finish(487, "Caller cancelled", "caller")
+
+    def in_dialog(self, side: str, request: Request, txn, flow) -> None:
+        method = request.method
+        if method == "ACK":
+            self._ack(side, request)
+            return
+        dialog = self.a_dialog if side == "a" else self.b_dialog
+        if method == "CANCEL":
+            txn.respond(481, "Call/Transaction Does Not Exist")
+            return
+        if not dialog.accept_remote_cseq(request):
+            txn.respond(500, "CSeq Out of Order")
+            return
+        if method == "BYE":
+            self._hangup(side, txn)
+        elif method in ("INVITE", "UPDATE"):
+            self._bridge(side, request, txn, offer=True)
+        elif method == "INFO":
+            self._bridge(side, request, txn, offer=False)
+        elif method == "PRACK":
+            if side == "a":
+                self._prack(request, txn)
+            else:
+                txn.respond(481, "Call/Transaction Does Not Exist")
+        elif method == "OPTIONS":
+            txn.respond(200, "OK", headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, PRACK, INFO")])
+        else:
+            txn.respond(405, "Method Not Allowed",
+                        headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, PRACK, INFO")])
+
+    def _ack(self, side: str, request: Request) -> None:
+        held = self.held_ack
+        if held is None or held[0] == side:
+            return
+        self.held_ack = None
+        other, cseq = held
+        body = request.body if self._is_sdp(request) else b""
+        if body and self.proxied:
+            try:
+                body = self.b2b.media.answer(self.media_id, self._tag(other), self._tag(side), body)
+            except MediaError:
+                body = b""
+        dialog = self._dialog(other)
+        headers = [("Content-Type", "application/sdp")] if body else None
+        ack = dialog.request("ACK", cseq=cseq, headers=headers, body=body)
+        if other == "b" and cseq == self.b_invite.cseq[0]:
+            self.b_ack = ack
+        self.b2b.layer.send_stateless(ack, dialog.flow)
+
+    def _hangup(self, side: str, txn) -> None:
+        txn.respond(200, "OK")
+        if self.state == "answered":
+            self._bye("b" if side == "a" else "a")
+            who = "caller" if side == "a" else "callee"
+            self.finish(200, "Caller hung up" if side == "a" else "Callee hung up", who)
+        elif side == "a":
+            self.a_txn.respond(487, "Request Terminated")
+            self._cancel_b()
+            self.finish(487, "Caller hung up before answer", "caller")
+        # a BYE in the vendor's early dialog: its final response to the INVITE follows
+
+    def _tag(self, side: str) -> str:
+        return self.a_remote_tag if side == "a" else self.b_tag
+
+    def _dialog(self, side: str) -> Dialog:
+        return self.a_dialog if side == "a" else self.b_dialog
+
+    def _bridge(self, side: str, request: Request, txn, *, offer: bool) -> None:
+        """Carry an in-dialog request to the other leg and its response back."""
+        other = "b" if side == "a" else "a"
+        if self.state != "answered" or self._dialog(other) is None:
+            txn.respond(491 if offer else 481, "Request Pending" if offer else "Call/Transaction Does Not Exist")
+            return
+        if offer and any(method in ("INVITE", "UPDATE") for _, _, method in self.pending.values()):
+            txn.respond(491, "Request Pending")
+            return
+        dialog = self._dialog(side)
+        if offer:
+            dialog.update_target(request)
+            self._refreshed(side)
+        body = request.body
+        content_type = request.headers.get("Content-Type")
+        if offer and body and self._is_sdp(request) and self.proxied:
+            try:
+                body = self.b2b.media.offer(self.media_id, self._tag(side), body)
+            except MediaError as exc:
+                txn.respond(488, "Not Acceptable Here", headers=[("Warning", f'399 vosmedia "{exc.reason}"')])
+                return
+        headers = [("Content-Type", content_type)] if body and content_type else []
+        if offer:
+            headers.append(("Supported", "timer"))
+        for name in ("Event", "Reason"):
+            value = request.headers.get(name)
+            if value is not None:
+                headers.append((name, value))
+        out = self._dialog(other).request(request.method, headers=headers, body=body)
+        if offer and body:
+            self.sdp_sent[other] = body
+        otxn = self.b2b.layer.request(out, self._dialog(other).flow, self._bridged_response, self._bridged_timeout)
+        self.pending[otxn] = (side, txn, request.method)
+
+    def _bridged_response(self, otxn, response: Response) -> None:
+        entry = self.pending.get(otxn)
+        if entry is None or response.status < 200:
+            return
+        del self.pending[otxn]
+        side, txn, method = entry
+        other = "b" if side == "a" else "a"
+        status = response.status
+        body = response.body if response.body else b""
+        if 200 <= status < 300:
+            self._dialog(other).update_target(response)
+            sent_offer = bool(otxn.request.body)
+            if body and self._is_sdp(response) and self.proxied and method in ("INVITE", "UPDATE"):
+                try:
+                    if sent_offer:
+                        body = self.b2b.media.answer(self.media_id, self._tag(side), self._tag(other), response.body)
+                    else:
+                        body = self.b2b.media.offer(self.media_id, self._tag(other), response.body)
+                except MediaError:
+                    body = b""
+            if method == "INVITE":
+                if sent_offer or not body:
+                    ack = self._dialog(other).request("ACK", cseq=otxn.request.cseq[0])
+                    self.b2b.layer.send_stateless(ack, self._dialog(other).flow)
+                else:
+                    self.held_ack = (other, otxn.request.cseq[0])
+        headers = [("Contact", self.b2b.contact(self._dialog(side).flow[0]))] if method in ("INVITE", "UPDATE") else []
+        if body:
+            headers.append(("Content-Type", response.headers.get("Content-Type") or "application/sdp"))
+            if method in ("INVITE", "UPDATE"):
+                self.sdp_sent[side] = body
+        if txn.state not in ("terminated", "completed", "accepted", "confirmed"):
+            txn.respond(status, response.reason, headers=headers, body=body)
+        if status in (408, 481):
+            self.end_by_switch(f"Dialog gone on the {'vendor' if other == 'b' else 'caller'} side ({status})")
+
+    def _bridged_timeout(self, otxn) -> None:
+        entry = self.pending.pop(otxn, None)
+        if entry is None:
+            return
+        side, txn, _ = entry
+        txn.respond(408, "Request Timeout")
+        self.end_by_switch("In-dialog request timed out")
+
+    # ================================================================ session timers (RFC 4028)
+
+    def _negotiate_b_timer(self, response: Response) -> None:
+        ttl = self.b2b.params.get("SS_SIP_SESSION_TTL")
+        se = _session_expires(response.headers.get("Session-Expires"))
+        if se is None:
+            self._arm_session("b", ttl, True)         # the vendor ignored it: we refresh anyway
+        else:
+            interval, refresher = se
+            self._arm_session("b", max(interval, MIN_SE), refresher != "uas")
+
+    def _negotiate_a_timer(self) -> list:
+        """Session-Expires for our 200 to the caller, and the timer we run for that leg."""
+        se = _session_expires(self.a_invite.headers.get("Session-Expires"))
+        supports = _has_option(self.a_invite, "Supported", "timer") or _has_option(self.a_invite, "Require", "timer")
+        if se is None and not supports:
+            return []
+        interval = se[0] if se else self.b2b.params.get("SS_SIP_SESSION_TTL")
+        interval = max(interval, MIN_SE)
+        refresher = (se[1] if se and se[1] else "uac") if supports else "uas"
+        self._arm_session("a", interval, refresher == "uas")
+        headers = [("Session-Expires", f"{interval};refresher={refresher}")]
+        if refresher == "uac":
+            headers.append(("Require", "timer"))
+        return headers
+
+    def _arm_session(self, side: str, interval: int, we_refresh: bool) -> None:
+        self.session[side] = (interval, we_refresh)
+        self._cancel_timer("session-" + side)
+        if we_refresh:
+            self.timers["session-" + side] = self.b2b.timers.after(interval / 2, self._refresh, side)
+        else:
+            grace = min(32, interval / 3)
+            self.timers["session-" + side] = self.b2b.timers.after(interval - grace, self.end_by_switch,
+                                                                   "Session expired (no refresh)")
+
+    def _refreshed(self, side: str) -> None:
+        """The peer on ``side`` refreshed the session (re-INVITE/UPDATE)."""
+        if side in self.session:
+            interval, we_refresh = self.session[side]
+            if not we_refresh:
+                self._arm_session(side, interval, False)
+
+    def _refresh(self, side: str) -> None:
+        self.timers.pop("session-" + side, None)
+        if self.state != "answered":
+            return
+        if any(method in ("INVITE", "UPDATE") for _, _, method in self.pending.values()):
+            self.timers["session-" + side] = self.b2b.timers.after(2.0, self._refresh, side)
+            return
+        interval, _ = self.session[side]
+        dialog = self._dialog(side)
+        headers = [("Session-Expires", f"{interval};refresher=uac"), ("Supported", "timer")]
+        body = self.sdp_sent[side]
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        request = dialog.request("INVITE", headers=headers, body=body)
+        self.b2b.layer.request(request, dialog.flow, partial(self._refresh_response, side), self._refresh_failed)
+
+    def _refresh_response(self, side: str, txn, response: Response) -> None:
+        status = response.status
+        if status < 200 or self.state != "answered":
+            return
+        dialog = self._dialog(side)
+        if status < 300:
+            self.b2b.layer.send_stateless(dialog.request("ACK", cseq=txn.request.cseq[0]), dialog.flow)
+            se = _session_expires(response.headers.get("Session-Expires"))
+            interval = max(se[0], MIN_SE) if se else self.session[side][0]
+            self._arm_session(side, interval, True)
+        elif status == 491:
+            self.timers["session-" + side] = self.b2b.timers.after(2.0, self._refresh, side)
+        else:
+            self.end_by_switch(f"Session refresh failed ({status})")
+
+    def _refresh_failed(self, txn) -> None:
+        if self.state == "answered":
+            self.end_by_switch("Session refresh timed out")
+
+    # ================================================================ ending
+
+    def _cancel_timer(self, name: str) -> None:
+        timer = self.timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _bye(self, side: str, cause: int | None = None) -> None:
+        dialog = self._dialog(side)
+        if dialog is None:
+            return
+        headers = [("Reason", f"SIP;cause={cause}")] if cause else None
+        self.b2b.layer.request(dialog.request("BYE", headers=headers), dialog.flow, _ignore)
+
+    def end_by_switch(self, reason: str, media_gone: bool = False) -> None:
+        """The switch ends the call (limits, timers, failures): BYE both ways or reject."""
+        if self.state == "ended":
+            return
+        if self.state == "answered":
+            self._bye("a")
+            self._bye("b")
+            self.finish(200, reason, "switch", media_gone=media_gone)
+        else:
+            self._cancel_b()
+            self.fail(503 if "shutdown" in reason.lower() else 408, reason, "switch")
+
+    def fail(self, status: int, reason: str, direction: str) -> None:
+        """The call ends without an answer: the caller gets ``status``."""
+        if self.state == "ended":
+            return
+        if self.a_txn.state == "proceeding":
+            self.a_txn.respond(status, reason)
+        self.finish(status, reason, direction)
+
+    def finish(self, status: int, reason: str, direction: str, media_gone: bool = False) -> None:
+        if self.state == "ended":
+            return
+        self.state = "ended"
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
+        if self.reliable is not None and self.reliable[2] is not None:
+            self.reliable[2].cancel()
+        self.reliable = None
+        b2b = self.b2b
+        if self.proxied and not media_gone and b2b.media is not None:
+            self.media_stats = b2b.media.delete(self.media_id, reason)
+        record = self.record
+        record.end = b2b.wall()
+        record.sip_code = status
+        record.reason = reason
+        record.end_direction = direction
+        if record.answer is not None:
+            record.duration_s = round(record.end - record.answer, 3)
+        if self.media_stats:
+            record.media = _media_summary(self.media_stats, self.a_remote_tag, self.b_tag)
+        b2b.forget(self)
+        b2b.record(record)
+
+
+def _ignore(txn, response) -> None:
+    """Responses we need not act on (BYE, PRACK, CANCEL): the transaction absorbs them."""
+
+
+def _media_summary(stats: dict, caller_tag: str, vendor_tag: str) -> dict:
+    """Per leg: packets and bytes received from that party, loss, jitter (from NG stats)."""
+    out = {}
+    for tag, entry in stats.get("tags", {}).items():
+        name = "caller" if tag == caller_tag else ("vendor" if tag == vendor_tag else tag or "unknown")
+        packets = octets = lost = 0
+        jitter = 0
+        for media in entry.get("medias", []):
+            for stream in media.get("streams", []):
+                if "RTP" in stream.get("flags", []):
+                    packets += stream["stats"]["packets"]
+                    octets += stream["stats"]["bytes"]
+                    lost += stream.get("lost", 0)
+                    jitter = max(jitter, stream.get("jitter us", 0))
+        out[name] = {"packets": packets, "bytes": octets, "lost": lost, "jitter_us": jitter}
+    return out

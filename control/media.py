@@ -1,0 +1,62 @@
+"""The B2BUA's handle on the media engine.
+
+Calls go through the same offer/answer/delete code as the NG protocol server
+(:class:`vosmedia.ng.NgServer`), in-process and without bencode: one implementation of SDP
+rewriting, codec negotiation and transcoding set-up, whether the signalling is our own
+B2BUA or a Kamailio next door.
+
+A media call is keyed by the caller's Call-ID; the caller leg is named by the caller's
+From tag and the vendor leg by the vendor's To tag, exactly as a proxy would name them.
+"""
+from __future__ import annotations
+
+from vosmedia.ng import NgServer
+
+
+class MediaError(Exception):
+    """The media engine refused an SDP (reason is readable); the call gets 488 or 503."""
+
+    def __init__(self, reason: str, status: int = 488):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+# engine-side failures that are about capacity, not about the offered SDP
+_CAPACITY_WORDS = ("Ran out of ports", "Transcoding capacity")
+
+
+class MediaControl:
+    def __init__(self, ng: NgServer):
+        self.ng = ng
+
+    def _run(self, message: dict) -> dict:
+        reply = self.ng.dispatch(message)
+        if reply.get("result") != "ok":
+            reason = str(reply.get("error-reason", "media engine error"))
+            status = 503 if any(word in reason for word in _CAPACITY_WORDS) else 488
+            raise MediaError(reason, status)
+        return reply
+
+    def offer(self, call_id: str, from_tag: str, sdp: bytes, flags=()) -> bytes:
+        """Relay an offer: returns the SDP to send on (endpoints are the engine's)."""
+        reply = self._run({"command": "offer", "call-id": call_id, "from-tag": from_tag,
+                           "sdp": sdp.decode("utf-8", "surrogateescape"),
+                           "flags": list(flags), "replace": ["origin", "session-connection"]})
+        return reply["sdp"].encode("utf-8", "surrogateescape")
+
+    def answer(self, call_id: str, from_tag: str, to_tag: str, sdp: bytes, flags=()) -> bytes:
+        """Relay the answer to an offer made by the party tagged ``from_tag``."""
+        reply = self._run({"command": "answer", "call-id": call_id, "from-tag": from_tag,
+                           "to-tag": to_tag, "sdp": sdp.decode("utf-8", "surrogateescape"),
+                           "flags": list(flags), "replace": ["origin", "session-connection"]})
+        return reply["sdp"].encode("utf-8", "surrogateescape")
+
+    def delete(self, call_id: str, reason: str) -> dict | None:
+        """End the media of a call; returns its final statistics (NG query shape) or None."""
+        if call_id not in self.ng.calls:
+            return None
+        return self.ng.delete_call(call_id, reason)
+
+    def has_call(self, call_id: str) -> bool:
+        return call_id in self.ng.calls

@@ -1,0 +1,231 @@
+"""Calls through the switch between real sipp peers (Debian sip-tester).
+
+Every test starts the real switch (B2BUA, in-process media engine, SQLite call records) on
+free ports, runs sipp as the caller and as one or more vendor gateways, and checks both
+what sipp saw (its exit status: every scenario step matched) and the call record.
+"""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from control import config as configuration
+from tests.siputil import SIPP, Peer, RunningSwitch, free_udp_port, render, sipp_args
+
+pytestmark = pytest.mark.skipif(SIPP is None, reason="needs sipp (Debian package sip-tester)")
+
+
+def wait_bound(port: int, timeout: float = 5) -> None:
+    """Until something (sipp) holds UDP ``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"nothing bound UDP port {port}")
+
+
+def make_switch(tmp_path, vendors, **sip):
+    config = configuration.from_dict({
+        "sip": {"listen": ["127.0.0.1:0"], "auth_algorithms": ["MD5"], **sip},
+        "params": {"SS_SIP_TIMEOUT_INVITE": 2, "SS_MEDIAPROXYMODE": 1},
+        "customer": [{"name": "acme", "addresses": ["127.0.0.1"]}],
+        "phone": [{"user": "1001", "password": "1001"}],
+        "vendor": [{"name": name, "host": "127.0.0.1", "port": port} for name, port in vendors],
+    })
+    return RunningSwitch(config, tmp_path)
+
+
+@pytest.fixture
+def peers(tmp_path):
+    started = []
+
+    def start(role_args, port, name, scenario=None, calls=1, **values):
+        args = list(role_args)
+        if scenario is not None:
+            args = ["-sf", str(render(scenario, tmp_path, **values))] + args
+        peer = Peer(sipp_args(args, port, tmp_path, name, calls=calls), tmp_path, name)
+        started.append(peer)
+        return peer
+
+    yield start
+    for peer in started:
+        peer.stop()
+
+
+@pytest.fixture
+def switch_factory(tmp_path):
+    switches = []
+
+    def make(vendors, **sip):
+        sw = make_switch(tmp_path, vendors, **sip)
+        switches.append(sw)
+        return sw
+
+    yield make
+    for sw in switches:
+        sw.stop()
+
+
+def run_call(peers, switch, uac_args, uas_list, callee="5551234", calls=1):
+    """Start the vendor peers, run the caller to completion, return (uac, uases)."""
+    uases = []
+    for name, port, args in uas_list:
+        uases.append(peers(args["role"], port, name, args.get("scenario"), calls=calls, **args.get("values", {})))
+        wait_bound(port)
+    uac = peers(["-s", callee, *uac_args["role"], f"127.0.0.1:{switch.port}"], free_udp_port(), "uac",
+                uac_args.get("scenario"), calls=calls, **uac_args.get("values", {}))
+    code = uac.wait(40)
+    assert code == 0, f"caller scenario failed ({code})\n{uac.report()}\n" + "\n".join(u.report() for u in uases)
+    return uac, uases
+
+
+def test_basic_call_completes_and_is_recorded(switch_factory, peers):
+    vendor_port = free_udp_port()
+    switch = switch_factory([("carrier-a", vendor_port)])
+    uac, (uas,) = run_call(peers, switch, {"role": ["-sn", "uac", "-d", "300"]},
+                           [("uas", vendor_port, {"role": ["-sn", "uas"]})])
+    assert uas.wait(10) == 0, uas.report()
+    (record,) = switch.wait_records(1)
+    assert record["sip_code"] == 200
+    assert record["vendor"] == "carrier-a" and record["customer"] == "acme"
+    assert record["end_direction"] == "caller" and record["reason"] == "Caller hung up"
+    assert record["answer"] is not None and record["duration_s"] >= 0.25
+    assert record["pdd_ms"] is not None and record["pdd_ms"] < 1000
+    assert record["caller_codec"] == "PCMU" and record["vendor_codec"] == "PCMU"
+    assert record["callee"] == "5551234" and record["attempts"] == 1
+
+
+def test_callee_hangs_up(switch_factory, peers):
+    vendor_port = free_udp_port()
+    switch = switch_factory([("carrier-a", vendor_port)])
+    run_call(peers, switch, {"role": [], "scenario": "uac-wait-bye.xml"},
+             [("uas", vendor_port, {"role": [], "scenario": "uas-bye.xml"})])
+    (record,) = switch.wait_records(1)
+    assert record["end_direction"] == "callee" and record["reason"] == "Callee hung up"
+    assert record["sip_code"] == 200
+
+
+def test_cancel_during_ringing(switch_factory, peers):
+    vendor_port = free_udp_port()
+    switch = switch_factory([("carrier-a", vendor_port)])
+    _, (uas,) = run_call(peers, switch, {"role": [], "scenario": "uac-cancel.xml"},
+                         [("uas", vendor_port, {"role": [], "scenario": "uas-ring.xml"})])
+    assert uas.wait(10) == 0, uas.report()          # the vendor saw our CANCEL and ACKed its 487
+    (record,) = switch.wait_records(1)
+    assert record["sip_code"] == 487 and record["end_direction"] == "caller"
+    assert record["answer"] is None and record["progress"] is not None
+
+
+def test_busy_stops_failover(switch_factory, peers):
+    busy_port, spare_port = free_udp_port(), free_udp_port()
+    switch = switch_factory([("busy", busy_port), ("spare", spare_port)])
+    run_call(peers, switch, {"role": [], "scenario": "uac-expect.xml", "values": {"status": 486}},
+             [("busy", busy_port, {"role": [], "scenario": "uas-status.xml", "values": {"status": 486}})])
+    (record,) = switch.wait_records(1)
+    assert record["sip_code"] == 486 and record["attempts"] == 1 and record["vendor"] == "busy"
+
+
+def test_failover_on_503_then_answer(switch_factory, peers):
+    bad_port, good_port = free_udp_port(), free_udp_port()
+    switch = switch_factory([("broken", bad_port), ("good", good_port)])
+    run_call(peers, switch, {"role": ["-sn", "uac", "-d", "100"]},
+             [("broken", bad_port, {"role": [], "scenario": "uas-status.xml", "values": {"status": 503}}),
+              ("good", good_port, {"role": ["-sn", "uas"]})])
+    (record,) = switch.wait_records(1)
+    assert record["sip_code"] == 200 and record["attempts"] == 2 and record["vendor"] == "good"
+
+
+def test_silent_vendor_times_out_and_fails_over(switch_factory, peers):
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)     # swallows INVITEs, never answers
+    silent.bind(("127.0.0.1", 0))
+    try:
+        good_port = free_udp_port()
+        switch = switch_factory([("silent", silent.getsockname()[1]), ("good", good_port)])
+        started = time.monotonic()
+        run_call(peers, switch, {"role": ["-sn", "uac", "-d", "100"]},
+                 [("good", good_port, {"role": ["-sn", "uas"]})])
+        elapsed = time.monotonic() - started
+        received = 0
+        silent.setblocking(False)
+        while True:
+            try:
+                data = silent.recv(65536)
+            except BlockingIOError:
+                break
+            received += data.startswith(b"INVITE ")
+    finally:
+        silent.close()
+    (record,) = switch.wait_records(1)
+    assert record["sip_code"] == 200 and record["attempts"] == 2 and record["vendor"] == "good"
+    assert received >= 3              # the INVITE was retransmitted (0.5 s, 1 s) before Timer B (2 s)
+    assert elapsed >= 2.0
+    assert record["pdd_ms"] >= 2000
+
+
+def test_hold_and_resume(switch_factory, peers):
+    vendor_port = free_udp_port()
+    switch = switch_factory([("carrier-a", vendor_port)])
+    _, (uas,) = run_call(peers, switch, {"role": [], "scenario": "uac-hold.xml"},
+                         [("uas", vendor_port, {"role": [], "scenario": "uas-reinvite.xml"})])
+    assert uas.wait(10) == 0, uas.report()
+    (record,) = switch.wait_records(1)
+    assert record["sip_code"] == 200 and record["end_direction"] == "caller"
+
+
+def test_reliable_provisionals_both_ways(switch_factory, peers):
+    vendor_port = free_udp_port()
+    switch = switch_factory([("carrier-a", vendor_port)])
+    _, (uas,) = run_call(peers, switch, {"role": [], "scenario": "uac-100rel.xml"},
+                         [("uas", vendor_port, {"role": [], "scenario": "uas-100rel.xml"})])
+    assert uas.wait(10) == 0, uas.report()
+    (record,) = switch.wait_records(1)
+    assert record["sip_code"] == 200
+
+
+def test_register_then_call_reaches_the_phone(switch_factory, peers, tmp_path):
+    switch = switch_factory([])
+    phone_port = free_udp_port()
+    reg = peers(["-s", "1001", f"127.0.0.1:{switch.port}"], phone_port, "register", "register.xml")
+    assert reg.wait(20) == 0, reg.report()
+    online = switch.call(switch.switch.core.registrar.online)
+    assert [row["user"] for row in online] == ["1001"]
+    assert online[0]["source"] == f"127.0.0.1:{phone_port}" and 0 < online[0]["expires_in"] <= 300
+    run_call(peers, switch, {"role": ["-sn", "uac", "-d", "100"]},
+             [("phone", phone_port, {"role": ["-sn", "uas"]})], callee="1001")
+    (record,) = switch.wait_records(1)
+    assert record["sip_code"] == 200 and record["vendor"] == "phone:1001"
+
+
+def test_unregistered_number_without_route_gets_404(switch_factory, peers):
+    switch = switch_factory([])
+    run_call(peers, switch, {"role": [], "scenario": "uac-expect.xml", "values": {"status": 404}}, [],
+             callee="1002")
+    (record,) = switch.wait_records(1)
+    assert record["sip_code"] == 404 and record["attempts"] == 0 and record["reason"] == "No Route"
+
+
+def test_media_relayed_end_to_end(switch_factory, peers, tmp_path):
+    vendor_port = free_udp_port()
+    switch = switch_factory([("carrier-a", vendor_port)])
+    kam = __import__("pathlib").Path(__file__).parent / "kamailio"
+    uac_xml = tmp_path / "uac-pcap.xml"
+    uac_xml.write_text((kam / "uac-pcap.xml").read_text().replace("%%PCAP%%", "/usr/share/sip-tester/g711a.pcap"))
+    uas_xml = tmp_path / "uas-echo.xml"
+    uas_xml.write_text((kam / "uas-echo.xml").read_text())
+    uas = peers(["-sf", str(uas_xml), "-rtp_echo"], vendor_port, "uas")
+    wait_bound(vendor_port)
+    uac = peers(["-sf", str(uac_xml), "-s", "5551234", "-d", "3000", f"127.0.0.1:{switch.port}"],
+                free_udp_port(), "uac")
+    assert uac.wait(40) == 0, uac.report() + uas.report()
+    (record,) = switch.wait_records(1)
+    media = record["media"]
+    # the pcap holds ~5 s of audio; within the 3 s call, both legs carried packets: the
+    # caller's toward the vendor and the vendor's echo back through the relay
+    assert media["caller"]["packets"] > 50, media
+    assert media["vendor"]["packets"] > 50, media
