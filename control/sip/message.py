@@ -26,8 +26,8 @@ from control.sip.uri import (NameAddr, SipParseError, SipUri, Via, parse_name_ad
 
 __all__ = ["SipParseError", "Headers", "Request", "Response", "Via", "SipUri", "NameAddr",
            "parse", "parse_uri", "parse_name_addr", "parse_via", "make_response",
-           "error_response", "StreamFramer", "new_branch", "new_tag", "new_call_id",
-           "canonical_name", "REASONS", "MAX_MESSAGE", "BRANCH_MAGIC"]
+           "error_response", "is_keepalive", "reason_phrase", "StreamFramer", "new_branch",
+           "new_tag", "new_call_id", "canonical_name", "REASONS", "MAX_MESSAGE", "BRANCH_MAGIC"]
 
 MAX_MESSAGE = 65536
 BRANCH_MAGIC = "z9hG4bK"
@@ -413,7 +413,7 @@ class _Message:
             raise SipParseError("Missing Via")
         if self.from_ is None or self.to is None:
             raise SipParseError("Missing From or To")
-        self.max_forwards
+        self.max_forwards                     # raises on a malformed value
         for name in ("Contact", "Record-Route", "Route"):
             for value in self.headers.get_all(name):
                 if value != "*":
@@ -608,7 +608,9 @@ def parse(data: bytes) -> Request | Response:
     """Parse one SIP message; raises SipParseError (and nothing else) on malformed input.
 
     A body longer than Content-Length is cut to it (RFC 3261 18.3, datagrams); without
-    Content-Length the body is the rest of the datagram."""
+    Content-Length the body is the rest of the datagram. Tolerated: CRLFs before the start
+    line, bare LF line ends, a missing empty line when the data ends with a header line's
+    CRLF, trailing blanks on the request line."""
     if len(data) > MAX_MESSAGE:
         raise SipParseError("Message Too Large", 513)
     if not isinstance(data, bytes):
@@ -634,13 +636,43 @@ def parse(data: bytes) -> Request | Response:
         head = head[:-1]
     lines = _header_lines(head)
 
+    # the start line first: its faults have the most telling answers (505 for a version)
+    start = lines[0]
+    if start.startswith("SIP/"):
+        version, _, rest = start.partition(" ")
+        status, _, reason = rest.partition(" ")
+        if version.upper() != "SIP/2.0":
+            raise SipParseError("Version Not Supported", 505)
+        if len(status) != 3 or not (status.isascii() and status.isdigit()) or status[0] not in "123456":
+            raise SipParseError("Bad Status Code")
+        message = Response.__new__(Response)
+        message.status = int(status)
+        message.reason = reason.strip(" \t")
+    else:
+        parts = start.rstrip(" \t").split(" ")    # exactly one SP between the elements
+        if len(parts) != 3:
+            raise SipParseError("Bad Request Line")
+        method, uri, version = parts
+        if version != "SIP/2.0":
+            version = version.upper()
+            if version.startswith("SIP/") and version != "SIP/2.0":
+                raise SipParseError("Version Not Supported", 505)
+            if version != "SIP/2.0":
+                raise SipParseError("Bad Request Line")
+        if method not in _KNOWN_METHODS and not _METHOD.fullmatch(method):
+            raise SipParseError("Bad Method")
+        if ":" not in uri or uri[0] == "<":
+            raise SipParseError("Bad Request-URI")
+        message = Request.__new__(Request)
+        message.method = method
+        message.uri = uri
+        message._ruri = None
+
     items = []
     append = items.append
     canon = _CANON
-    it = iter(lines)
-    start = next(it)
-    for line in it:
-        name, colon, value = line.partition(":")
+    for i in range(1, len(lines)):
+        name, colon, value = lines[i].partition(":")
         if not colon:
             raise SipParseError("Bad Header Line")
         cname = canon.get(name)
@@ -654,6 +686,13 @@ def parse(data: bytes) -> Request | Response:
         for name in _SINGLE:
             if names.count(name) > 1:
                 raise SipParseError("Duplicate " + name)
+    if not first.keys() >= _MANDATORY:
+        missing = sorted(_MANDATORY - first.keys())
+        raise SipParseError("Missing " + missing[0])
+    if not first["Call-ID"]:
+        raise SipParseError("Empty Call-ID")
+    headers = Headers._trusted(items, first)
+    cseq = headers._cache["cseq"] = _parse_cseq(first["CSeq"])
 
     clen = first.get("Content-Length")
     if clen is not None:
@@ -665,49 +704,12 @@ def parse(data: bytes) -> Request | Response:
         if length < len(body):
             body = body[:length]
 
-    if not first.keys() >= _MANDATORY:
-        missing = sorted(_MANDATORY - first.keys())
-        raise SipParseError("Missing " + missing[0])
-    headers = Headers._trusted(items, first)
-    cseq = headers._cache["cseq"] = _parse_cseq(first["CSeq"])
-    if not first["Call-ID"]:
-        raise SipParseError("Empty Call-ID")
-
-    if start.startswith("SIP/"):
-        version, _, rest = start.partition(" ")
-        status, _, reason = rest.partition(" ")
-        if version.upper() != "SIP/2.0":
-            raise SipParseError("Version Not Supported", 505)
-        if len(status) != 3 or not (status.isascii() and status.isdigit()) or status[0] not in "123456":
-            raise SipParseError("Bad Status Code")
-        message = Response.__new__(Response)
-        message.status = int(status)
-        message.reason = reason.strip(" \t")
-    else:
-        parts = start.rstrip(" \t").split(" ")
-        if len(parts) != 3:
-            raise SipParseError("Bad Request Line")
-        method, uri, version = parts
-        if version != "SIP/2.0":
-            if version.upper() == "SIP/2.0":
-                pass
-            elif version.upper().startswith("SIP/"):
-                raise SipParseError("Version Not Supported", 505)
-            else:
-                raise SipParseError("Bad Request Line")
-        if method not in _KNOWN_METHODS and not _METHOD.fullmatch(method):
-            raise SipParseError("Bad Method")
-        if not uri or ":" not in uri or uri[0] == "<":
-            raise SipParseError("Bad Request-URI")
-        if cseq[1] != method:
+    if message.is_request:
+        if cseq[1] != message.method:
             raise SipParseError("CSeq Method Mismatch")
         mf = first.get("Max-Forwards")
         if mf is not None and _max_forwards(mf) is None:
             raise SipParseError("Bad Max-Forwards")
-        message = Request.__new__(Request)
-        message.method = method
-        message.uri = uri
-        message._ruri = None
     message.headers = headers
     message.body = body
     return message

@@ -59,7 +59,6 @@ def _text_cache(parse_parts):
 
     def parts(text: str) -> tuple:
         return cached(text) if len(text) <= _CACHED_TEXT else parse_parts(text)
-    parts.cache_clear = cached.cache_clear
     return parts
 
 
