@@ -79,13 +79,13 @@ class Switch:
         try:
             events = self.engine.poll_events()
             ended = self.ng.handle_events(events)
+            self.core.timers.advance(asyncio.get_running_loop().time())
+            self.core.media_events(events)
+            if ended:
+                self.core.media_timed_out(ended)
         except Exception:
             log.exception("engine events failed")
-            return
-        if ended:
-            self.core.timers.advance(asyncio.get_running_loop().time())
-            self.core.media_timed_out(ended)
-            self.transport.flush()
+        self.transport.flush()
 
     async def _housekeeping(self) -> None:
         sweep_every = 10

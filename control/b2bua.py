@@ -288,6 +288,18 @@ class B2BUA:
         if self.cdr_sink is not None:
             self.cdr_sink.write(record)
 
+    def media_events(self, events) -> None:
+        """Digit events from the engine go to their calls."""
+        if self.media is None:
+            return
+        for event in events:
+            if getattr(event, "kind", None) != "dtmf":
+                continue
+            media_id = self.media.call_of_session(event.session)
+            call = self.calls_by_media.get(media_id) if media_id else None
+            if call is not None:
+                call.on_digit(event.side, event.digit, event.duration_ms)
+
     def media_timed_out(self, media_ids) -> None:
         """The engine deleted these calls' media after RTP silence: end the calls."""
         for media_id in media_ids:

@@ -12,6 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from control.cdr import CallRecord
+from control.config import DtmfSettings
 from control.media import MediaError
 from control.sip.dialog import Dialog
 from control.sip.message import Headers, Request, Response, new_tag, parse_name_addr, parse_uri
@@ -105,6 +106,7 @@ class Call:
         self.media_id = f"{invite.call_id};{self.a_tag}"
         self.proxied = False
         self.media_stats = None
+        self.dtmf_sides: dict = {}                # party -> (engine side, send method) once set up
         now = b2b.wall()
         self.record = CallRecord(call_id=invite.call_id, caller=caller, callee=callee,
                                  customer=customer.name if customer else (phone.customer if phone else ""),
@@ -391,6 +393,8 @@ class Call:
             headers.append(("Content-Type", "application/sdp"))
             self.sdp_sent["a"] = a_body
         self.reliable = None
+        if self.proxied:
+            self._setup_dtmf(response)
         self.a_txn.on_ack_timeout = self._no_ack
         self.a_txn.respond(200, "OK", headers=headers, body=a_body)
         limit = b2b.config.max_call_duration
@@ -477,7 +481,8 @@ class Call:
         elif method in ("INVITE", "UPDATE"):
             self._bridge(side, request, txn, offer=True)
         elif method == "INFO":
-            self._bridge(side, request, txn, offer=False)
+            if not self._info_digit(side, request, txn):
+                self._bridge(side, request, txn, offer=False)
         elif method == "PRACK":
             if side == "a":
                 self._prack(request, txn)
@@ -603,6 +608,76 @@ class Call:
         side, txn, _ = entry
         txn.respond(408, "Request Timeout")
         self.end_by_switch("In-dialog request timed out")
+
+    # ================================================================ DTMF (SPEC 1.5)
+
+    def _gateway_dtmf(self, party: str):
+        if party == "a":
+            owner = self.customer or self.phone
+        else:
+            owner = self.targets[self.attempt][1] if 0 <= self.attempt < len(self.targets) else None
+            if owner is not None and not hasattr(owner, "dtmf"):          # a registered phone's binding
+                owner = self.b2b.config.phone(owner.user)
+        return owner.dtmf if owner is not None else DtmfSettings()
+
+    def _setup_dtmf(self, answer: Response) -> None:
+        """Per party: which methods its digits are taken by and how digits reach it; the
+        engine does RFC 2833 and tones, INFO goes through us."""
+        media = self.b2b.media
+        sid = media.audio_session(self.media_id)
+        if sid is None:
+            return
+        sdp_of = {"a": self.a_invite.body, "b": answer.body or self.b_invite.body}
+        allows_of = {"a": self.a_invite, "b": answer}
+        for party in ("a", "b"):
+            side = media.side_of(self.media_id, self._tag(party))
+            if side is None:
+                return
+            settings = self._gateway_dtmf(party)
+            pt = telephone_event_pt(sdp_of[party])
+            send = settings.send
+            if send == "auto":
+                send = "rfc2833" if pt is not None else ("info" if _allows(allows_of[party], "INFO") else "inband")
+            if send == "rfc2833" and pt is None:
+                send = "inband"
+            try:
+                media.set_dtmf(sid, side, receive=settings.receive, send=send, rx_pt=pt)
+            except (ValueError, KeyError):
+                return
+            self.dtmf_sides[party] = (side, send)
+        self.dtmf_sid = sid
+
+    def _info_digit(self, party: str, request: Request, txn) -> bool:
+        """A DTMF INFO from ``party`` handed to the engine (True: answered here)."""
+        if party not in self.dtmf_sides or self.state != "answered":
+            return False
+        parsed = parse_dtmf_info(request.headers.get("Content-Type"), request.body)
+        if parsed is None:
+            return False
+        digit, duration = parsed
+        try:
+            self.b2b.media.info_digit(self.dtmf_sid, self.dtmf_sides[party][0], digit, duration)
+        except (ValueError, KeyError):
+            return False
+        txn.respond(200, "OK")
+        return True
+
+    def on_digit(self, side: int, digit: str, duration_ms: int) -> None:
+        """The engine saw a digit from the party on engine ``side``; INFO carries it on when
+        the other party takes DTMF by SIP INFO."""
+        if self.state != "answered":
+            return
+        self.record.dtmf += digit
+        party = next((p for p, (s, _) in self.dtmf_sides.items() if s == side), None)
+        if party is None:
+            return
+        other = "b" if party == "a" else "a"
+        if self.dtmf_sides.get(other, (None, None))[1] != "info":
+            return
+        body = f"Signal={digit}\r\nDuration={max(duration_ms, 40)}\r\n".encode()
+        dialog = self._dialog(other)
+        info = dialog.request("INFO", headers=[("Content-Type", "application/dtmf-relay")], body=body)
+        self.b2b.layer.request(info, dialog.flow, _ignore)
 
     # ================================================================ session timers (RFC 4028)
 
@@ -740,6 +815,45 @@ class Call:
             record.media = _media_summary(self.media_stats, self.a_remote_tag, self.b_tag)
         b2b.forget(self)
         b2b.record(record)
+
+
+def _allows(message, method: str) -> bool:
+    """Whether a peer lists ``method`` in Allow (no Allow header: assume it does)."""
+    values = message.headers.get_all("Allow")
+    return not values or any(v.strip().upper() == method for v in values)
+
+
+def telephone_event_pt(sdp: bytes) -> int | None:
+    """The telephone-event payload type an SDP negotiates (first audio m= line)."""
+    for line in (sdp or b"").split(b"\n"):
+        line = line.strip()
+        if line.startswith(b"a=rtpmap:") and b"telephone-event/" in line.lower():
+            pt = line[9:].split(b" ", 1)[0]
+            if pt.isdigit():
+                return int(pt)
+    return None
+
+
+def parse_dtmf_info(content_type: str | None, body: bytes) -> tuple[str, int] | None:
+    """The digit and duration (ms) of an INFO body: ``application/dtmf-relay``
+    (``Signal=5`` / ``Duration=160``) or ``application/dtmf`` (the digit alone)."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    text = body.decode("ascii", "replace").strip()
+    if kind == "application/dtmf":
+        digit, duration = text[:1], 100
+    elif kind == "application/dtmf-relay":
+        fields = {}
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            fields[name.strip().lower()] = value.strip()
+        digit = fields.get("signal", "")[:1]
+        duration = int(fields["duration"]) if fields.get("duration", "").isdigit() else 100
+    else:
+        return None
+    digit = digit.upper()
+    if len(digit) != 1 or digit not in "0123456789*#ABCD":
+        return None
+    return digit, max(40, min(duration, 8000))
 
 
 def _ignore(txn, response) -> None:

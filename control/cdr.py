@@ -33,6 +33,7 @@ class CallRecord:
     caller_codec: str = ""
     vendor_codec: str = ""
     attempts: int = 0                  # vendor attempts (failover)
+    dtmf: str = ""                     # digits seen in the call, in order
     media: dict = field(default_factory=dict)   # per-leg packets/bytes/loss/jitter
 
 
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS cdr (
     call_id TEXT NOT NULL, caller TEXT, callee TEXT, customer TEXT, vendor TEXT,
     caller_ip TEXT, vendor_ip TEXT, start REAL, progress REAL, answer REAL, "end" REAL,
     pdd_ms INTEGER, duration_s REAL, sip_code INTEGER, reason TEXT, end_direction TEXT,
-    caller_codec TEXT, vendor_codec TEXT, attempts INTEGER, media TEXT
+    caller_codec TEXT, vendor_codec TEXT, attempts INTEGER, dtmf TEXT, media TEXT
 );
 CREATE INDEX IF NOT EXISTS cdr_start ON cdr(start);
 """
@@ -57,8 +58,16 @@ class SqliteCdrSink:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
         self._batch: list[CallRecord] = []
         self.written = 0
+
+    def _add_missing_columns(self) -> None:
+        """A store created by an older version gains the columns added since (empty)."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(cdr)")}
+        for name in _COLUMNS:
+            if name not in present:
+                self._db.execute(f'ALTER TABLE cdr ADD COLUMN "{name}"')
 
     def write(self, record: CallRecord) -> None:
         self._batch.append(record)

@@ -19,6 +19,8 @@ SS_SIP_TIMEOUT_INVITE = 10
 name = "demo-customer"
 addresses = ["127.0.0.1"]
 media_proxy = 1                    # optional per-gateway override of SS_MEDIAPROXYMODE
+dtmf_receive = "all"               # all | rfc2833 | info | inband (customers, phones, vendors)
+dtmf_send = "auto"                 # auto | rfc2833 | info | inband
 
 [[phone]]                          # a registered phone: digest credentials
 user = "1001"
@@ -47,12 +49,36 @@ class ConfigError(ValueError):
     """A configuration value was rejected; the message names the section and field."""
 
 
+DTMF_RECEIVE = ("all", "rfc2833", "info", "inband")
+DTMF_SEND = ("auto", "rfc2833", "info", "inband")
+
+
+@dataclass(frozen=True)
+class DtmfSettings:
+    """Per gateway: how its digits are accepted and how digits are sent to it (SPEC 1.5).
+    ``receive`` "all" locks a call leg to the first method seen; ``send`` "auto" is RFC 2833
+    if the gateway negotiated telephone-event, else SIP INFO if it allows INFO, else tones."""
+    receive: str = "all"
+    send: str = "auto"
+
+
+def _dtmf(item: dict, where: str) -> DtmfSettings:
+    receive = str(item.get("dtmf_receive", "all")).lower()
+    send = str(item.get("dtmf_send", "auto")).lower()
+    if receive not in DTMF_RECEIVE:
+        raise ConfigError(f"{where}.dtmf_receive: one of {', '.join(DTMF_RECEIVE)}, got {receive!r}")
+    if send not in DTMF_SEND:
+        raise ConfigError(f"{where}.dtmf_send: one of {', '.join(DTMF_SEND)}, got {send!r}")
+    return DtmfSettings(receive, send)
+
+
 @dataclass
 class Customer:
     name: str
     addresses: frozenset[str]
     media_proxy: int | None = None
     trusted: bool = True              # exempt from flood limits
+    dtmf: DtmfSettings = DtmfSettings()
 
 
 @dataclass
@@ -61,6 +87,7 @@ class Phone:
     password: str
     customer: str = ""
     media_proxy: int | None = None
+    dtmf: DtmfSettings = DtmfSettings()
 
 
 @dataclass
@@ -71,6 +98,7 @@ class Vendor:
     transport: str = "udp"
     prefixes: tuple[str, ...] = ("",)
     media_proxy: int | None = None
+    dtmf: DtmfSettings = DtmfSettings()
 
 
 @dataclass
@@ -202,13 +230,13 @@ def from_dict(data: dict) -> SwitchConfig:
         addresses = frozenset(_address(a, f"{where}.addresses") for a in item.get("addresses", []))
         config.customers.append(Customer(str(item["name"]), addresses,
                                          _media_proxy(item.get("media_proxy"), where),
-                                         bool(item.get("trusted", True))))
+                                         bool(item.get("trusted", True)), _dtmf(item, where)))
     for i, item in enumerate(data.get("phone", [])):
         where = f"phone[{i}]"
         if not item.get("user") or not item.get("password"):
             raise ConfigError(f"{where}: user and password are required")
         config.phones.append(Phone(str(item["user"]), str(item["password"]), str(item.get("customer", "")),
-                                   _media_proxy(item.get("media_proxy"), where)))
+                                   _media_proxy(item.get("media_proxy"), where), _dtmf(item, where)))
     for i, item in enumerate(data.get("vendor", [])):
         where = f"vendor[{i}]"
         if "name" not in item or "host" not in item:
@@ -221,7 +249,7 @@ def from_dict(data: dict) -> SwitchConfig:
             raise ConfigError(f"{where}.prefixes: expected a list of strings")
         config.vendors.append(Vendor(str(item["name"]), str(item["host"]),
                                      _int(item, "port", 5060, 1, 65535, where), transport, tuple(prefixes),
-                                     _media_proxy(item.get("media_proxy"), where)))
+                                     _media_proxy(item.get("media_proxy"), where), _dtmf(item, where)))
     return config
 
 

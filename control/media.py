@@ -60,3 +60,32 @@ class MediaControl:
 
     def has_call(self, call_id: str) -> bool:
         return call_id in self.ng.calls
+
+    # ------------------------------------------------------------------ DTMF
+
+    def audio_session(self, call_id: str) -> int | None:
+        """The engine session of the call's first relayed audio stream."""
+        call = self.ng.calls.get(call_id)
+        if call is None:
+            return None
+        for stream in call.streams:
+            if stream.sid is not None and stream.media == "audio":
+                return stream.sid
+        return None
+
+    def side_of(self, call_id: str, tag: str) -> int | None:
+        """The engine side (0/1) of the party named by ``tag`` in this call."""
+        call = self.ng.calls.get(call_id)
+        return call.side_of(tag) if call is not None else None
+
+    def call_of_session(self, sid: int) -> str | None:
+        entry = self.ng._by_sid.get(sid)
+        return entry[0].call_id if entry is not None else None
+
+    def set_dtmf(self, sid: int, side: int, **settings) -> None:
+        self.ng.engine.set_dtmf(sid, side, **settings)
+
+    def info_digit(self, sid: int, side: int, digit: str, duration_ms: int) -> bool:
+        """A digit that came by SIP INFO from the party on ``side``: True if taken (the engine
+        passes it on by the other party's method), False if refused as a duplicate."""
+        return self.ng.engine.dtmf_info(sid, side, digit, duration_ms)

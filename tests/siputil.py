@@ -96,7 +96,7 @@ def render(name: str, folder: Path, **values) -> Path:
     text = (SCENARIOS / name).read_text()
     for key, value in values.items():
         text = text.replace(f"%%{key.upper()}%%", str(value))
-    out = folder / name
+    out = folder / Path(name).name
     out.write_text(text)
     return out
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -213,7 +214,7 @@ def test_unregistered_number_without_route_gets_404(switch_factory, peers):
 def test_media_relayed_end_to_end(switch_factory, peers, tmp_path):
     vendor_port = free_udp_port()
     switch = switch_factory([("carrier-a", vendor_port)])
-    kam = __import__("pathlib").Path(__file__).parent / "kamailio"
+    kam = Path(__file__).parent / "kamailio"
     uac_xml = tmp_path / "uac-pcap.xml"
     uac_xml.write_text((kam / "uac-pcap.xml").read_text().replace("%%PCAP%%", "/usr/share/sip-tester/g711a.pcap"))
     uas_xml = tmp_path / "uas-echo.xml"
@@ -229,3 +230,34 @@ def test_media_relayed_end_to_end(switch_factory, peers, tmp_path):
     # caller's toward the vendor and the vendor's echo back through the relay
     assert media["caller"]["packets"] > 50, media
     assert media["vendor"]["packets"] > 50, media
+
+
+def _echo_call(peers, switch, tmp_path, vendor_port, uac_scenario: Path, hold_ms: int):
+    uas = peers(["-sf", str(Path(__file__).parent / "kamailio" / "uas-echo.xml"), "-rtp_echo"], vendor_port, "uas")
+    wait_bound(vendor_port)
+    uac = peers(["-sf", str(uac_scenario), "-s", "5551234", "-d", str(hold_ms), f"127.0.0.1:{switch.port}"],
+                free_udp_port(), "uac")
+    assert uac.wait(40) == 0, uac.report() + uas.report()
+    (record,) = switch.wait_records(1)
+    return record
+
+
+def test_rfc2833_digits_cross_the_call(switch_factory, peers, tmp_path):
+    """The sip-tester capture of digit 1 (RFC 2833, PT 101) played by the caller reaches the
+    vendor: the engine reports the caller's digit and then the vendor's echo of it."""
+    vendor_port = free_udp_port()
+    switch = switch_factory([("carrier-a", vendor_port)])
+    scenario = render("../kamailio/uac-pcap.xml", tmp_path, pcap="/usr/share/sip-tester/dtmf_2833_1.pcap")
+    record = _echo_call(peers, switch, tmp_path, vendor_port, scenario, 1500)
+    assert record["dtmf"] == "11", record
+
+
+def test_sip_info_digit_becomes_rfc2833_toward_the_vendor(switch_factory, peers, tmp_path):
+    """Digit 5 sent by SIP INFO is answered by the switch and sent to the vendor (which
+    negotiated telephone-event) as RFC 2833 events; the vendor's echo of those events comes
+    back through the engine as a second 5."""
+    vendor_port = free_udp_port()
+    switch = switch_factory([("carrier-a", vendor_port)])
+    scenario = render("uac-info.xml", tmp_path, pcap="/usr/share/sip-tester/g711a.pcap")
+    record = _echo_call(peers, switch, tmp_path, vendor_port, scenario, 1500)
+    assert record["dtmf"] == "55", record
