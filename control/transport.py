@@ -16,6 +16,7 @@ import logging
 import socket
 from collections import Counter
 
+from control import bpf
 from control.sip.message import SipParseError, StreamFramer
 
 log = logging.getLogger("vosmedia.transport")
@@ -79,6 +80,7 @@ class SipTransport:
         self._connecting: dict[tuple, list] = {}
         self._wakeup = None
         self._wakeup_at = None
+        self._blocklist_version = 0
         self.stats: Counter = Counter()
 
     async def listen(self, host: str, port: int, tcp: bool = True) -> tuple[str, int]:
@@ -115,6 +117,22 @@ class SipTransport:
         core.timers.advance(self.loop.time())
         core.receive(data, flow)
         self.flush()
+        guard = getattr(core, "guard", None)
+        if guard is not None and guard.version != self._blocklist_version:
+            self._apply_blocklist(guard)
+
+    def _apply_blocklist(self, guard) -> None:
+        """Blocked sources are dropped by the kernel from now on (IPv4 UDP sockets)."""
+        self._blocklist_version = guard.version
+        blocked = list(guard.blocked(self.loop.time()))
+        for endpoint in self.udp.values():
+            sock = endpoint.transport.get_extra_info("socket")
+            if sock is not None and sock.family == socket.AF_INET:
+                try:
+                    bpf.apply_blocklist(sock, blocked)
+                except OSError as exc:
+                    log.warning("cannot install the block list filter: %s", exc)
+        self.stats["blocklist_updates"] += 1
 
     def flush(self) -> None:
         outbox = self.core.outbox

@@ -23,7 +23,6 @@ uses a packet socket) and the Debian packages ``kamailio`` and ``sip-tester``, w
 from __future__ import annotations
 
 import csv
-import ctypes
 import os
 import random
 import re
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import pytest
 
+from control import bpf
 from vosmedia import bencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,50 +286,30 @@ def wait_until_bound(port: int, proc: subprocess.Popen, procs: Processes, timeou
 
 # ------------------------------------------------------------------ capture on lo
 
-SO_ATTACH_FILTER = 26
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def _bpf_udp_ports(ng_port: int, low: int, high: int) -> list[tuple[int, int, int, int]]:
     """Classic BPF over the IPv4 header: accept UDP (first fragments) whose source or
     destination port is ``ng_port`` or in ``low..high``, so the capture ignores whatever
     else runs on lo."""
-    prog: list = []
-    labels: dict[str, int] = {}
-
-    def emit(code, k=0, jt=0, jf=0):
-        prog.append([code, jt, jf, k])
-
-    def label(name):
-        labels[name] = len(prog)
-
-    LDB, LDH, LDXMSH, LDHX = 0x30, 0x28, 0xB1, 0x48
-    JEQ, JGE, JGT, JSET, RET = 0x15, 0x35, 0x25, 0x45, 0x06
-    emit(LDB, 9)                                    # IP protocol
-    emit(JEQ, 17, 0, "drop")
-    emit(LDH, 6)                                    # flags + fragment offset
-    emit(JSET, 0x1FFF, "drop", 0)
-    emit(LDXMSH, 0)                                 # X = IP header length
+    prog = bpf.Program()
+    prog.emit(bpf.LD_B_ABS, 9)                              # IP protocol
+    prog.emit(bpf.JEQ, 17, 0, "drop")
+    prog.emit(bpf.LD_H_ABS, 6)                              # flags + fragment offset
+    prog.emit(bpf.JSET, 0x1FFF, "drop", 0)
+    prog.emit(bpf.LDX_MSH, 0)                               # X = IP header length
     for offset, next_label in ((0, "dst"), (2, "drop")):
         if offset == 2:
-            label("dst")
-        emit(LDHX, offset)                          # UDP source / destination port
-        emit(JEQ, ng_port, "accept", 0)
-        emit(JGE, low, 0, next_label)
-        emit(JGT, high, next_label, "accept")
-    label("drop")
-    emit(RET, 0)
-    label("accept")
-    emit(RET, 0xFFFF)
-    out = []
-    for pc, (code, jt, jf, k) in enumerate(prog):
-        jt = labels[jt] - pc - 1 if isinstance(jt, str) else jt
-        jf = labels[jf] - pc - 1 if isinstance(jf, str) else jf
-        out.append((code, jt, jf, k))
-    return out
+            prog.label("dst")
+        prog.emit(bpf.LD_H_IND, offset)                     # UDP source / destination port
+        prog.emit(bpf.JEQ, ng_port, "accept", 0)
+        prog.emit(bpf.JGE, low, 0, next_label)
+        prog.emit(bpf.JGT, high, next_label, "accept")
+    prog.label("drop")
+    prog.emit(bpf.RET, 0)
+    prog.label("accept")
+    prog.emit(bpf.RET, 0xFFFF)
+    return prog.assemble()
 
 
 class LoCapture:
@@ -338,10 +318,7 @@ class LoCapture:
     def __init__(self, ng_port: int):
         self.ng_port = ng_port
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
-        program = _bpf_udp_ports(ng_port, RELAY_MIN, RELAY_MAX)
-        code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in program))
-        fprog = _SockFprog(len(program), ctypes.addressof(code))
-        self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
+        bpf.attach(self.sock, _bpf_udp_ports(ng_port, RELAY_MIN, RELAY_MAX))
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)   # SO_RCVBUFFORCE (root)
         except OSError:

@@ -5,6 +5,9 @@
 * Scanner User-Agents (friendly-scanner, sipvicious, ...) are blocked on sight.
 * Dynamic blacklist: too many failed authentications in a window blocks the source for a
   while; scanner sightings block it until cleared.
+* A source that keeps flooding past its bucket (``flood_block`` drops within a second) is
+  blocked for ``block_for`` seconds; :attr:`FloodGuard.version` changes with the block list
+  so the transport can drop blocked sources in the kernel (``control.bpf``).
 * Trusted peers (customer and vendor gateways) are exempt from all of it.
 
 Responses (for our own requests) are never limited: they are not what floods consist of,
@@ -21,18 +24,21 @@ FOREVER = float("inf")
 class FloodGuard:
     def __init__(self, *, rate: float = 10.0, burst: float = 20.0, trusted=(),
                  auth_failures: int = 5, auth_window: float = 600.0, block_for: float = 600.0,
-                 max_sources: int = 100_000):
+                 flood_block: int = 200, max_sources: int = 100_000):
         self.rate = rate
         self.burst = burst
         self.trusted = set(trusted)
         self.auth_failures = auth_failures
         self.auth_window = auth_window
         self.block_for = block_for
+        self.flood_block = flood_block
         self.max_sources = max_sources
-        self._buckets: dict[str, list[float]] = {}      # source -> [tokens, last refill time]
+        # source -> [tokens, last refill time, drops in the current second, that second]
+        self._buckets: dict[str, list[float]] = {}
         self._blocked: dict[str, float] = {}            # source -> until (FOREVER for attacks)
         self._failures: dict[str, deque] = {}
         self.dropped = 0
+        self.version = 0                               # bumped whenever the block list changes
 
     def allow(self, source: str, now: float) -> bool:
         """Whether a request from ``source`` may be processed (spends one token)."""
@@ -44,17 +50,24 @@ class FloodGuard:
                 self.dropped += 1
                 return False
             del self._blocked[source]
+            self.version += 1
         bucket = self._buckets.get(source)
         if bucket is None:
             if len(self._buckets) >= self.max_sources:
                 self._forget_idle(now)
-            self._buckets[source] = [self.burst - 1.0, now]
+            self._buckets[source] = [self.burst - 1.0, now, 0, int(now)]
             return True
         tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
         bucket[1] = now
         if tokens < 1.0:
             bucket[0] = tokens
             self.dropped += 1
+            second = int(now)
+            if bucket[3] != second:
+                bucket[2], bucket[3] = 0, second
+            bucket[2] += 1
+            if bucket[2] >= self.flood_block:
+                self.block(source, now, self.block_for)     # a flood, not a busy peer
             return False
         bucket[0] = tokens - 1.0
         return True
@@ -75,9 +88,11 @@ class FloodGuard:
         if source in self.trusted:
             return
         self._blocked[source] = FOREVER if seconds is None else now + seconds
+        self.version += 1
 
     def unblock(self, source: str) -> None:
-        self._blocked.pop(source, None)
+        if self._blocked.pop(source, None) is not None:
+            self.version += 1
         self._failures.pop(source, None)
 
     def auth_failed(self, source: str, now: float) -> bool:
