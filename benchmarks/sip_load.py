@@ -58,7 +58,19 @@ def wait_port(port: int, proc, timeout=15):
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def ports_free(*ports: int) -> None:
+    """A leftover peer on a benchmark port would answer in the next peer's place."""
+    import socket
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                raise RuntimeError(f"UDP port {port} is taken: stop the leftover peer first") from None
+
+
 def run_vosmedia(rate: int, calls: int, hold: int, media: bool) -> dict:
+    ports_free(5070, 5080, 5090)
     work = Path(tempfile.mkdtemp(prefix="sipbench-"))
     config = work / "switch.toml"
     config.write_text(
@@ -105,8 +117,17 @@ def drive(name: str, pid: int, rate: int, calls: int, hold: int, work: Path) -> 
 
 
 def run_script(script: str, name: str, rate: int, calls: int, env=None) -> dict:
-    out = subprocess.run(["bash", str(TOOLS / script), str(rate), str(calls)], capture_output=True, text=True,
-                         env={**os.environ, **(env or {})}, timeout=calls // max(1, rate) + 180).stdout
+    ports_free(5070, 5080, 5090)
+    try:
+        out = subprocess.run(["bash", str(TOOLS / script), str(rate), str(calls)], capture_output=True, text=True,
+                             env={**os.environ, **(env or {})}, timeout=calls // max(1, rate) + 120).stdout
+    except subprocess.TimeoutExpired:
+        out = ""
+    finally:
+        # the peer scripts leave their server behind when they are cut short
+        subprocess.run(["pkill", "-9", "-f", "sippyenv/bin/b2bua|kamailio -f kamailio.cfg"], check=False)
+        subprocess.run(["pkill", "-f", "sipp -sn"], check=False)
+        time.sleep(1)
     line = out.strip().splitlines()[-1] if out.strip() else ""
     values = dict(re.findall(r"(\w+)=([0-9.]+)", line))
     return {"peer": name, "rate": rate, "calls": calls, "success": int(float(values.get("success", 0))),

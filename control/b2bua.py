@@ -116,6 +116,7 @@ class B2BUA:
             return
         try:
             message = parse(data)
+            message.validate()           # Via, From, To, URIs: malformed ones are a 400 here, not later
             if isinstance(message, Request):
                 if self.guard.is_scanner(message.headers.get("User-Agent")):
                     self.guard.block(source, self.timers.now)
@@ -164,6 +165,13 @@ class B2BUA:
     # ------------------------------------------------------------------ transaction user
 
     def on_request(self, request: Request, txn: ServerTransaction | None, flow) -> None:
+        if txn is not None and request.method != "CANCEL":
+            # RFC 3261 8.2.2.3: an extension we lack, required by any request, is refused
+            unsupported = [opt.strip() for opt in request.headers.get_all("Require")
+                           if opt.strip().lower() not in SUPPORTED]
+            if unsupported:
+                txn.respond(420, "Bad Extension", headers=[("Unsupported", ", ".join(unsupported))])
+                return
         to_tag = parse_name_addr(request.headers.get("To")).params.get("tag")
         if to_tag is not None:
             entry = self.dialogs.get((request.call_id, to_tag))
@@ -217,10 +225,6 @@ class B2BUA:
             return
         if any(v.branch and v.branch.startswith(f"z9hG4bK{self.instance}") for v in request.via):
             txn.respond(482, "Loop Detected")
-            return
-        unsupported = [opt for opt in headers.get_all("Require") if opt.strip() not in SUPPORTED]
-        if unsupported:
-            txn.respond(420, "Bad Extension", headers=[("Unsupported", ", ".join(unsupported))])
             return
         body = request.body
         content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()

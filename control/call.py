@@ -225,6 +225,8 @@ class Call:
             self.b2b.layer.request(bye, dialog.flow, _ignore)
 
     def _route_flow(self, dialog: Dialog, default):
+        if 0 <= self.attempt < len(self.targets) and self.targets[self.attempt][0] == "phone":
+            return default               # a registered phone is reached where its REGISTER came from (NAT)
         if dialog.route_set:
             return self.b2b.flow_for_uri(str(parse_name_addr(dialog.route_set[0]).uri), default[0])
         try:
@@ -439,8 +441,10 @@ class Call:
         txn = self.b_txn
         if txn is None or self.b_cancelled or txn.state not in ("calling", "proceeding", "terminated"):
             return
-        if txn.last_status == 0 and txn.state == "calling":
-            self.b_cancel_pending = True
+        if txn.last_status == 0:
+            # RFC 3261 9.1: no CANCEL before a provisional; a vendor that never answered gets none
+            if txn.state == "calling":
+                self.b_cancel_pending = True
             return
         self.b_cancelled = True
         self.b_cancel_pending = False
@@ -537,9 +541,14 @@ class Call:
         if self.state != "answered" or self._dialog(other) is None:
             txn.respond(491 if offer else 481, "Request Pending" if offer else "Call/Transaction Does Not Exist")
             return
-        if offer and any(method in ("INVITE", "UPDATE") for _, _, method in self.pending.values()):
-            txn.respond(491, "Request Pending")
-            return
+        if offer:
+            pending = [origin for origin, _, method in self.pending.values() if method in ("INVITE", "UPDATE")]
+            if side in pending:          # RFC 3261 14.2: the same side's second offer
+                txn.respond(500, "Server Internal Error", headers=[("Retry-After", "2")])
+                return
+            if pending:                  # glare with the other side's offer
+                txn.respond(491, "Request Pending")
+                return
         dialog = self._dialog(side)
         if offer:
             dialog.update_target(request)

@@ -4,85 +4,8 @@ hand. Covers what is slow or awkward with real peers: session timers that fire a
 """
 from __future__ import annotations
 
-from control import config as configuration
-from control.b2bua import B2BUA
-from control.params import ParamStore
-from control.sip.message import Request, Response, parse
-from control.sip.timer import Timers
-
-CALLER = ("udp", ("10.0.0.1", 5060), ("192.0.2.1", 5060))
-VENDOR = ("udp", ("10.0.0.2", 5060), ("192.0.2.1", 5060))
-SDP = (b"v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
-       b"m=audio 4000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n")
-
-
-class Sink:
-    def __init__(self):
-        self.records = []
-
-    def write(self, record):
-        self.records.append(record)
-
-
-def make(params=None, **sip):
-    config = configuration.from_dict({
-        "sip": sip,
-        "customer": [{"name": "acme", "addresses": ["10.0.0.1"]}],
-        "vendor": [{"name": "v1", "host": "10.0.0.2", "port": 5060}],
-    })
-    timers = Timers(1000.0)
-    sink = Sink()
-    b2b = B2BUA(timers, config, ParamStore(params or {}), None, sink,
-                local={"udp": ("192.0.2.1", 5060), "tcp": ("192.0.2.1", 5060)})
-    return b2b, timers, sink
-
-
-def take(b2b):
-    out = [(parse(data), flow) for data, flow in b2b.outbox]
-    b2b.outbox.clear()
-    return out
-
-
-def invite(extra: str = "", branch: str = "z9hG4bKc1", body: bytes = SDP) -> bytes:
-    head = (f"INVITE sip:5551234@192.0.2.1 SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 10.0.0.1:5060;branch={branch}\r\n"
-            f"From: <sip:100@10.0.0.1>;tag=ct\r\nTo: <sip:5551234@192.0.2.1>\r\n"
-            f"Call-ID: call-1@10.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:100@10.0.0.1:5060>\r\n"
-            f"Max-Forwards: 70\r\n{extra}Content-Type: application/sdp\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
-    return head.encode() + body
-
-
-def answer(request: Request, status: int = 200, extra: str = "", tag: str = "vt", body: bytes = SDP) -> bytes:
-    h = request.headers
-    via = "".join(f"Via: {v}\r\n" for v in h.get_all("Via"))
-    to = h.get("To") if ";tag=" in h.get("To") else f"{h.get('To')};tag={tag}"
-    payload = body if status == 200 and request.method == "INVITE" else b""
-    ctype = "Content-Type: application/sdp\r\n" if payload else ""
-    text = (f"SIP/2.0 {status} X\r\n{via}From: {h.get('From')}\r\nTo: {to}\r\nCall-ID: {request.call_id}\r\n"
-            f"CSeq: {h.get('CSeq')}\r\nContact: <sip:v@10.0.0.2:5060>\r\n{extra}{ctype}"
-            f"Content-Length: {len(payload)}\r\n\r\n")
-    return text.encode() + payload
-
-
-def establish(b2b, timers, vendor_extra="Session-Expires: 90;refresher=uac\r\n", caller_extra=""):
-    b2b.receive(invite(caller_extra), CALLER)
-    out = take(b2b)
-    assert [type(m).__name__ for m, _ in out] == ["Response", "Request"]
-    assert out[0][0].status == 100 and out[0][1] == CALLER
-    vendor_invite, flow = out[1]
-    assert vendor_invite.method == "INVITE" and flow[1] == ("10.0.0.2", 5060)
-    b2b.receive(answer(vendor_invite, 200, vendor_extra), VENDOR)
-    out = take(b2b)
-    kinds = {(m.method if isinstance(m, Request) else m.status) for m, _ in out}
-    assert kinds == {"ACK", 200}
-    ok = next(m for m, _ in out if isinstance(m, Response))
-    ack = (f"ACK sip:192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKack1\r\n"
-           f"From: <sip:100@10.0.0.1>;tag=ct\r\nTo: {ok.headers.get('To')}\r\n"
-           f"Call-ID: call-1@10.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
-    b2b.receive(ack.encode(), CALLER)
-    assert take(b2b) == []
-    return vendor_invite, ok
+from control.sip.message import Request, Response
+from tests.b2bua_driver import CALLER, VENDOR, answer, establish, invite, make, take
 
 
 def test_100_trying_at_once_and_invite_retransmissions_absorbed():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
-from control.sip.message import Headers, Request, Response, make_response
+from control.sip.message import Headers, Request, Response, make_response, new_tag
 from control.sip.timer import Timers
 
 MAGIC = "z9hG4bK"
@@ -346,6 +346,7 @@ class TransactionLayer:
             txn.duplicate()
             return
         txn = ServerTransaction(self, request, flow, key)
+        txn.to_tag = new_tag()          # every final answer carries a To tag (RFC 3261 8.2.6.2)
         self._server[key] = txn
         if method == "INVITE":
             txn.respond(100, "Trying")      # at once: stops the caller's retransmissions
