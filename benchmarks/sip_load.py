@@ -5,7 +5,9 @@ calls held for ``--hold`` ms, media proxied by vosmedia). Reported: calls comple
 failed, and the switch's CPU milliseconds per call (user + system time of the whole
 process, all threads, from /proc/PID/stat). Peers measured in the same run:
 
-* ``vosmedia``: ``vosmedia run`` with a vendor at the UAS (media engine in-process);
+* ``vosmedia``: ``vosmedia run`` with a vendor at the UAS (media engine in-process,
+  every call's media relayed); ``vosmedia-signalling``: the same with media not proxied
+  (what sippy and Kamailio do here);
 * ``kamailio``: ../shared/tools/sipbench/run_kam.sh (a stateful proxy: does less);
 * ``sippy``: the sippy B2BUA 2.5.0 (../shared/tools/sipbench/run_sippy.sh; set
   SIPPY_B2BUA or let this script install it in /tmp/sippyenv).
@@ -117,18 +119,32 @@ def drive(name: str, pid: int, rate: int, calls: int, hold: int, work: Path) -> 
 
 
 def run_script(script: str, name: str, rate: int, calls: int, env=None) -> dict:
+    """Run a peer script from ../shared/tools/sipbench and read its result line. The
+    scripts can hang in their final ``wait`` (sippy ignores SIGTERM), so the script's
+    process group is killed as soon as the result is out."""
     ports_free(5070, 5080, 5090)
+    proc = subprocess.Popen(["bash", str(TOOLS / script), str(rate), str(calls)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})},
+                            start_new_session=True)
+    line = ""
+    deadline = time.monotonic() + calls / max(1, rate) + 120
     try:
-        out = subprocess.run(["bash", str(TOOLS / script), str(rate), str(calls)], capture_output=True, text=True,
-                             env={**os.environ, **(env or {})}, timeout=calls // max(1, rate) + 120).stdout
-    except subprocess.TimeoutExpired:
-        out = ""
+        for text in proc.stdout:
+            if "cpu_ms_per_call" in text:
+                line = text
+                break
+            if time.monotonic() > deadline:
+                break
     finally:
-        # the peer scripts leave their server behind when they are cut short
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        # servers the script started outlive its process group
         subprocess.run(["pkill", "-9", "-f", "sippyenv/bin/b2bua|kamailio -f kamailio.cfg"], check=False)
         subprocess.run(["pkill", "-f", "sipp -sn"], check=False)
         time.sleep(1)
-    line = out.strip().splitlines()[-1] if out.strip() else ""
     values = dict(re.findall(r"(\w+)=([0-9.]+)", line))
     return {"peer": name, "rate": rate, "calls": calls, "success": int(float(values.get("success", 0))),
             "failed": int(float(values.get("failed", 0))), "cpu_s": float(values.get("cpu_s", 0)),
@@ -157,6 +173,9 @@ def main() -> int:
         for peer in args.peers.split(","):
             if peer == "vosmedia":
                 result = run_vosmedia(rate, args.calls, args.hold, not args.no_media)
+            elif peer == "vosmedia-signalling":
+                result = run_vosmedia(rate, args.calls, args.hold, False)
+                result["peer"] = peer
             elif peer == "kamailio":
                 result = run_script("run_kam.sh", "kamailio", rate, args.calls)
             elif peer == "sippy":

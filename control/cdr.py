@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -38,6 +38,7 @@ class CallRecord:
 
 
 _COLUMNS = [name for name in CallRecord.__dataclass_fields__]
+_MEDIA = _COLUMNS.index("media")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cdr (
@@ -82,9 +83,10 @@ class SqliteCdrSink:
         batch, self._batch = self._batch, []
         rows = []
         for record in batch:
-            row = asdict(record)
-            row["media"] = json.dumps(row["media"], separators=(",", ":"))
-            rows.append(tuple(row[c] for c in _COLUMNS))
+            # attribute reads, not dataclasses.asdict: it deep-copies the media statistics
+            row = [getattr(record, c) for c in _COLUMNS]
+            row[_MEDIA] = json.dumps(row[_MEDIA], separators=(",", ":"))
+            rows.append(row)
         quoted = ", ".join(f'"{c}"' for c in _COLUMNS)
         marks = ", ".join("?" for _ in _COLUMNS)
         try:
