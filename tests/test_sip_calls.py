@@ -31,10 +31,10 @@ def wait_bound(port: int, timeout: float = 5) -> None:
     raise AssertionError(f"nothing bound UDP port {port}")
 
 
-def make_switch(tmp_path, vendors, **sip):
+def make_switch(tmp_path, vendors, params=None, **sip):
     config = configuration.from_dict({
         "sip": {"listen": ["127.0.0.1:0"], "auth_algorithms": ["MD5"], **sip},
-        "params": {"SS_SIP_TIMEOUT_INVITE": 2, "SS_MEDIAPROXYMODE": 1},
+        "params": {"SS_SIP_TIMEOUT_INVITE": 2, "SS_MEDIAPROXYMODE": 1, **(params or {})},
         "customer": [{"name": "acme", "addresses": ["127.0.0.1"]}],
         "phone": [{"user": "1001", "password": "1001"}],
         "vendor": [{"name": name, "host": "127.0.0.1", "port": port} for name, port in vendors],
@@ -46,11 +46,11 @@ def make_switch(tmp_path, vendors, **sip):
 def peers(tmp_path):
     started = []
 
-    def start(role_args, port, name, scenario=None, calls=1, **values):
+    def start(role_args, port, name, scenario=None, calls=1, timeout=20, **values):
         args = list(role_args)
         if scenario is not None:
             args = ["-sf", str(render(scenario, tmp_path, **values))] + args
-        peer = Peer(sipp_args(args, port, tmp_path, name, calls=calls), tmp_path, name)
+        peer = Peer(sipp_args(args, port, tmp_path, name, calls=calls, timeout=timeout), tmp_path, name)
         started.append(peer)
         return peer
 
@@ -63,8 +63,8 @@ def peers(tmp_path):
 def switch_factory(tmp_path):
     switches = []
 
-    def make(vendors, **sip):
-        sw = make_switch(tmp_path, vendors, **sip)
+    def make(vendors, params=None, **sip):
+        sw = make_switch(tmp_path, vendors, params, **sip)
         switches.append(sw)
         return sw
 
@@ -261,3 +261,35 @@ def test_sip_info_digit_becomes_rfc2833_toward_the_vendor(switch_factory, peers,
     scenario = render("uac-info.xml", tmp_path, pcap="/usr/share/sip-tester/g711a.pcap")
     record = _echo_call(peers, switch, tmp_path, vendor_port, scenario, 1500)
     assert record["dtmf"] == "55", record
+
+
+def test_session_refresh_reaches_the_vendor(switch_factory, peers):
+    """A 47 s call with SS_SIP_SESSION_TTL = 90: the switch refreshes the vendor leg with a
+    re-INVITE carrying Session-Expires at 45 s, the vendor answers it, and the call ends
+    normally (the refresh left the call up)."""
+    vendor_port = free_udp_port()
+    # no media flows in this call: keep the RTP timeout out of the way
+    switch = switch_factory([("carrier-a", vendor_port)], params={"SS_SIP_SESSION_TTL": 90, "SS_RTP_TIMEOUT": 120})
+    uas = peers([], vendor_port, "uas", "uas-refresh.xml", timeout=90)
+    wait_bound(vendor_port)
+    uac = peers(["-sn", "uac", "-s", "5551234", "-d", "47000", f"127.0.0.1:{switch.port}"], free_udp_port(),
+                "uac", timeout=90)
+    assert uac.wait(90) == 0, uac.report() + uas.report()
+    assert uas.wait(10) == 0, uas.report()
+    (record,) = switch.wait_records(1)
+    assert record["sip_code"] == 200 and record["reason"] == "Caller hung up"
+    assert record["duration_s"] >= 47
+
+
+def test_rtp_timeout_ends_a_silent_call_both_ways(switch_factory, peers):
+    """No media for SS_RTP_TIMEOUT seconds on a relayed call: the engine reports it and the
+    switch hangs up both parties."""
+    vendor_port = free_udp_port()
+    switch = switch_factory([("carrier-a", vendor_port)], params={"SS_RTP_TIMEOUT": 5})
+    started = time.monotonic()
+    _, (uas,) = run_call(peers, switch, {"role": [], "scenario": "uac-wait-bye.xml"},
+                         [("uas", vendor_port, {"role": [], "scenario": "../kamailio/uas-echo.xml"})])
+    assert uas.wait(10) == 0, uas.report()
+    assert 5 <= time.monotonic() - started < 15
+    (record,) = switch.wait_records(1)
+    assert record["reason"] == "RTP timeout" and record["end_direction"] == "switch"
