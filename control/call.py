@@ -16,6 +16,7 @@ from control.config import DtmfSettings
 from control.media import MediaError
 from control.sip.dialog import Dialog
 from control.sip.message import Headers, Request, Response, new_tag, parse_name_addr, parse_uri
+from vosmedia import sdp as sdpmod
 
 if TYPE_CHECKING:
     from control.b2bua import B2BUA
@@ -188,9 +189,13 @@ class Call:
         h.add("User-Agent", b2b.user_agent)
         if self.b_body:
             h.add("Content-Type", "application/sdp")
-        invite = Request("INVITE", uri, h, self.b_body or b"")
+        body = self.b_body or b""
+        settings = self._gateway_dtmf("b")
+        if body and self.proxied and not settings.use_peer_rfc2833:
+            body = offer_telephone_event(body, settings.payload)
+        invite = Request("INVITE", uri, h, body)
         self.b_invite = invite
-        self.sdp_sent["b"] = self.b_body or b""
+        self.sdp_sent["b"] = body
         self.record.attempts += 1
         self.b_txn = b2b.layer.request(invite, flow, self._b_response, self._b_timeout)
 
@@ -830,6 +835,29 @@ def _allows(message, method: str) -> bool:
     """Whether a peer lists ``method`` in Allow (no Allow header: assume it does)."""
     values = message.headers.get_all("Allow")
     return not values or any(v.strip().upper() == method for v in values)
+
+
+def offer_telephone_event(sdp: bytes, pt: int) -> bytes:
+    """The offer with telephone-event/8000 (events 0-16) added to its first audio stream,
+    unless it has one; payload type ``pt``, or the first free dynamic one if taken."""
+    try:
+        desc = sdpmod.parse(sdp)
+    except sdpmod.SdpError:
+        return sdp
+    for media in desc.media:
+        if media.media != "audio" or not media.is_rtp or media.port == 0:
+            continue
+        codecs = media.codecs()
+        if any(c.encoding.lower() == "telephone-event" for c in codecs):
+            return sdp
+        used = {c.pt for c in codecs}
+        if pt in used:
+            pt = next((n for n in range(96, 128) if n not in used), None)
+            if pt is None:
+                return sdp
+        media.set_codecs(codecs + [sdpmod.Codec(pt, "telephone-event", 8000, 1, "0-16")])
+        return desc.to_bytes()
+    return sdp
 
 
 def telephone_event_pt(sdp: bytes) -> int | None:

@@ -21,6 +21,8 @@ addresses = ["127.0.0.1"]
 media_proxy = 1                    # optional per-gateway override of SS_MEDIAPROXYMODE
 dtmf_receive = "all"               # all | rfc2833 | info | inband (customers, phones, vendors)
 dtmf_send = "auto"                 # auto | rfc2833 | info | inband
+dtmf_payload = 101                 # telephone-event payload type offered to this gateway
+use_peer_rfc2833 = true            # false: offer telephone-event even if the caller did not
 
 [[phone]]                          # a registered phone: digest credentials
 user = "1001"
@@ -57,9 +59,13 @@ DTMF_SEND = ("auto", "rfc2833", "info", "inband")
 class DtmfSettings:
     """Per gateway: how its digits are accepted and how digits are sent to it (SPEC 1.5).
     ``receive`` "all" locks a call leg to the first method seen; ``send`` "auto" is RFC 2833
-    if the gateway negotiated telephone-event, else SIP INFO if it allows INFO, else tones."""
+    if the gateway negotiated telephone-event, else SIP INFO if it allows INFO, else tones.
+    ``use_peer_rfc2833`` off: telephone-event (payload type ``payload``) is offered to the
+    gateway even when the other party did not offer it; the engine converts."""
     receive: str = "all"
     send: str = "auto"
+    payload: int = 101
+    use_peer_rfc2833: bool = True
 
 
 def _dtmf(item: dict, where: str) -> DtmfSettings:
@@ -69,7 +75,13 @@ def _dtmf(item: dict, where: str) -> DtmfSettings:
         raise ConfigError(f"{where}.dtmf_receive: one of {', '.join(DTMF_RECEIVE)}, got {receive!r}")
     if send not in DTMF_SEND:
         raise ConfigError(f"{where}.dtmf_send: one of {', '.join(DTMF_SEND)}, got {send!r}")
-    return DtmfSettings(receive, send)
+    payload = item.get("dtmf_payload", 101)
+    if not isinstance(payload, int) or isinstance(payload, bool) or not 96 <= payload <= 127:
+        raise ConfigError(f"{where}.dtmf_payload: a dynamic payload type 96..127, got {payload!r}")
+    use_peer = item.get("use_peer_rfc2833", True)
+    if not isinstance(use_peer, bool):
+        raise ConfigError(f"{where}.use_peer_rfc2833: true or false, got {use_peer!r}")
+    return DtmfSettings(receive, send, payload, use_peer)
 
 
 @dataclass

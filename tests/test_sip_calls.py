@@ -293,3 +293,33 @@ def test_rtp_timeout_ends_a_silent_call_both_ways(switch_factory, peers):
     assert 5 <= time.monotonic() - started < 15
     (record,) = switch.wait_records(1)
     assert record["reason"] == "RTP timeout" and record["end_direction"] == "switch"
+
+
+def test_telephone_event_offered_to_a_vendor_the_caller_did_not_offer_it_to(tmp_path, peers):
+    """Vendor with use_peer_rfc2833 = false: its INVITE offers telephone-event (payload 101)
+    although the caller offered only PCMA. The caller's SIP INFO digit goes to the vendor
+    as RFC 2833 (its echo is seen), and digits toward the caller become tones (dtmf_send =
+    inband), since it has no telephone-event."""
+    vendor_port = free_udp_port()
+    config = configuration.from_dict({
+        "sip": {"listen": ["127.0.0.1:0"]},
+        "params": {"SS_MEDIAPROXYMODE": 1},
+        "customer": [{"name": "acme", "addresses": ["127.0.0.1"], "dtmf_send": "inband"}],
+        "vendor": [{"name": "v", "host": "127.0.0.1", "port": vendor_port, "use_peer_rfc2833": False,
+                    "dtmf_payload": 101}],
+    })
+    switch = RunningSwitch(config, tmp_path)
+    try:
+        uas_xml = render("../kamailio/uas-echo.xml", tmp_path)
+        uas_xml.write_text(uas_xml.read_text().replace(
+            '<ereg regexp="c=IN IP4',
+            '<ereg regexp="a=rtpmap:101 telephone-event/8000" search_in="body" check_it="true" assign_to="te"/>'
+            '<log message="[$te]"/><ereg regexp="c=IN IP4', 1))
+        uac_xml = render("uac-info.xml", tmp_path, pcap="/usr/share/sip-tester/g711a.pcap")
+        text = uac_xml.read_text().replace("RTP/AVP 8 101", "RTP/AVP 8")
+        text = "\n".join(line for line in text.split("\n") if ":101 " not in line)
+        uac_xml.write_text(text)
+        record = _echo_call(peers, switch, tmp_path, vendor_port, uac_xml, 1500)
+        assert record["dtmf"] == "55", record
+    finally:
+        switch.stop()
