@@ -211,8 +211,16 @@ ESPEAK_TEXT = (
     "and the next available agent will be with you shortly. The weather tomorrow will be "
     "sunny in the morning with scattered showers and a light breeze in the afternoon. "
     "Seven hundred and twenty three thousand, nine hundred and forty one. ")
-ESPEAK_VOICES = [("en", "en"), ("en+f3", "en"), ("de", "de"), ("fr", "fr"), ("es", "es"),
-                 ("en-us+m7", "en")]
+ESPEAK_TEXT += (
+    "If you know the extension of the person you are trying to reach, you may dial it at any "
+    "time. For account balances and recent payments, press or say one. To report a problem "
+    "with your line, including noise, dropped calls or poor quality, press or say two. "
+    "Our offices are open Monday to Friday from eight in the morning until six in the evening, "
+    "and on Saturdays from nine until one. Please have your account number ready. ")
+# twelve voices in five languages: over five minutes of speech (asserted below)
+ESPEAK_VOICES = [("en", "en"), ("en+f3", "en"), ("en-us+m7", "en"), ("en+f2", "en"), ("en-gb+m3", "en"),
+                 ("de", "de"), ("de+f2", "de"), ("fr", "fr"), ("fr+m2", "fr"), ("es", "es"),
+                 ("es+f1", "es"), ("it", "it")]
 ESPEAK_LOCAL = {
     "de": "Vielen Dank für Ihren Anruf. Bitte hören Sie aufmerksam zu, unser Menü hat sich "
           "geändert. Morgen wird es sonnig, am Nachmittag ziehen Schauer auf. "
@@ -223,7 +231,22 @@ ESPEAK_LOCAL = {
     "es": "Gracias por su llamada. Escuche con atención, las opciones del menú han cambiado. "
           "Mañana hará sol por la mañana con chubascos por la tarde. "
           "Setecientos veintitrés mil novecientos cuarenta y uno. ",
+    "it": "Grazie per aver chiamato. Ascolti attentamente, le opzioni del menu sono cambiate. "
+          "Domani il tempo sarà soleggiato al mattino, con qualche rovescio nel pomeriggio. "
+          "Settecentoventitremila novecentoquarantuno. Per conoscere il saldo del suo conto "
+          "prema uno, per segnalare un guasto prema due, per parlare con un operatore resti in "
+          "linea. I nostri uffici sono aperti dal lunedì al venerdì dalle otto alle diciotto. ",
 }
+for _lang, _extra in (("de", "Wenn Sie die Durchwahl kennen, können Sie sie jederzeit wählen. Für Ihren "
+                             "Kontostand drücken Sie die Eins, für Störungen die Zwei. Unsere Büros sind "
+                             "montags bis freitags von acht bis achtzehn Uhr geöffnet. "),
+                      ("fr", "Si vous connaissez le numéro de poste, vous pouvez le composer à tout moment. "
+                             "Pour votre solde, tapez un, pour signaler un problème, tapez deux. Nos bureaux "
+                             "sont ouverts du lundi au vendredi de huit heures à dix-huit heures. "),
+                      ("es", "Si conoce la extensión, puede marcarla en cualquier momento. Para su saldo, "
+                             "pulse uno; para informar de una avería, pulse dos. Nuestras oficinas abren de "
+                             "lunes a viernes de ocho de la mañana a seis de la tarde. ")):
+    ESPEAK_LOCAL[_lang] += _extra
 
 
 def espeak_8k(voice, text):
@@ -256,7 +279,7 @@ def test_talk_off_espeak():
         for law in LAWS:
             for gain in (1.0, 0.1):
                 assert detect(through(x * gain, law)) == "", (voice, law, gain)
-    assert total >= 60, total
+    assert total >= 300, total          # the issue asks for at least five minutes of speech
 
 
 # ------------------------------------------------------------------ generator
