@@ -16,6 +16,7 @@ import logging
 import uuid
 from collections import Counter
 
+from control import reasons as R
 from control.call import Call
 from control.cdr import CallRecord
 from control.config import SwitchConfig
@@ -309,8 +310,8 @@ class B2BUA:
         for media_id in media_ids:
             call = self.calls_by_media.get(media_id)
             if call is not None:
-                call.end_by_switch("RTP timeout", media_gone=True)
+                call.end_by_switch(R.RTP_TIMEOUT, media_gone=True)
 
     def shutdown(self) -> None:
         for call in list(self.active):
-            call.end_by_switch("Switch shutdown")
+            call.end_by_switch(R.SHUTDOWN)

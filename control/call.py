@@ -11,6 +11,7 @@ import uuid
 from functools import partial
 from typing import TYPE_CHECKING
 
+from control import reasons as R
 from control.cdr import CallRecord
 from control.config import DtmfSettings
 from control.media import MediaError
@@ -123,7 +124,7 @@ class Call:
         mode = b2b.media_mode(own, first.media_proxy if first else None)
         body = self.a_invite.body
         if mode == 3 and b2b.media is None:
-            self.fail(503, "Media proxy required but no media engine", "switch")
+            self.fail(R.MEDIA_UNAVAILABLE, "switch", detail="media proxy required but no media engine")
             return
         self.proxied = b2b.media is not None and (mode in (1, 3) or (
             mode == 2 and (not body or b2b.behind_nat(body, self.a_flow[1][0]))))
@@ -134,14 +135,16 @@ class Call:
                 try:
                     self.b_body = b2b.media.offer(self.media_id, self.a_remote_tag, body)
                 except MediaError as exc:
-                    self.fail(exc.status, "Media: " + exc.reason, "switch")
+                    self.fail(_media_reason(exc), "switch", detail=exc.reason)
                     return
-        self.try_next(404 if not self.targets else 503, "No Route")
+        self.try_next(R.NO_AVAILABLE_ROUTER)
 
-    def try_next(self, status: int, reason: str) -> None:
+    def try_next(self, reason: R.Reason, status: int | None = None, phrase: str | None = None) -> None:
+        """Call the next target; with none left the call fails with ``reason`` (and the last
+        vendor's status and phrase, when there was one)."""
         self.attempt += 1
         if self.attempt >= len(self.targets):
-            self.fail(status, reason, "callee" if self.targets else "switch")
+            self.fail(reason, "callee" if self.targets else "switch", status=status, phrase=phrase)
             return
         kind, target = self.targets[self.attempt]
         b2b = self.b2b
@@ -324,7 +327,7 @@ class Call:
             self.reliable = None
             self.a_txn.respond(504, "No PRACK")
             self._cancel_b()
-            self.finish(504, "No PRACK from caller", "caller")
+            self.finish(504, R.NO_PRACK, "caller")
             return
         rseq, data, _, _ = self.reliable
         timer = self.b2b.timers.after(intervals[index], self._resend_reliable, index)
@@ -360,7 +363,7 @@ class Call:
         dialog = self.b_dialog
         if dialog is None:                       # a 2xx without a To tag: accept and hang up
             self._stray(self.b_txn, response)
-            self.fail(502, "Bad answer from vendor (no To tag)", "callee")
+            self.fail(R.BAD_ANSWER, "callee", detail="2xx without a To tag")
             return
         dialog.state = "confirmed"
         dialog.update_target(response)
@@ -377,7 +380,7 @@ class Call:
             except MediaError as exc:
                 self._send_b_ack(b"")
                 self._bye("b", 488)
-                self.fail(488, "Media: " + exc.reason, "switch")
+                self.fail(_media_reason(exc), "switch", detail=exc.reason)
                 return
         if self.late_offer and body:
             self.held_ack = ("b", self.b_invite.cseq[0])       # the caller's ACK brings the answer
@@ -406,7 +409,7 @@ class Call:
         self.a_txn.respond(200, "OK", headers=headers, body=a_body)
         limit = b2b.config.max_call_duration
         if limit:
-            self.timers["duration"] = b2b.timers.after(limit, self.end_by_switch, "Maximum call duration")
+            self.timers["duration"] = b2b.timers.after(limit, self.end_by_switch, R.MAX_DURATION)
 
     def _send_b_ack(self, body: bytes) -> None:
         headers = [("Content-Type", "application/sdp")] if body else None
@@ -415,7 +418,7 @@ class Call:
 
     def _no_ack(self, txn) -> None:
         if self.state == "answered":
-            self.end_by_switch("No ACK from caller")
+            self.end_by_switch(R.NO_ACK)
 
     def _b_failed(self, response: Response) -> None:
         status = response.status
@@ -423,23 +426,24 @@ class Call:
         self.state = "routing"
         stop = (status not in FAILOVER_CODES and not 500 <= status < 600) or (
             self.early_sdp and self.b2b.params.get("SS_SIP_STOP_SWITCH_AFTER_SDP"))
+        reason = R.for_vendor_status(status)
         if stop:
-            self.fail(status, response.reason, "callee")
+            self.fail(reason, "callee", status=status, phrase=response.reason)
         else:
-            self.try_next(status, response.reason)
+            self.try_next(reason, status, response.reason)
 
     def _b_timeout(self, txn) -> None:
         if txn is not self.b_txn or self.state == "ended":
             return
         self._cancel_b()
-        self.try_next(408, "Request Timeout")
+        self.try_next(R.RESPONSE_TIMEOUT)
 
     def _ringing_timeout(self) -> None:
         self.timers.pop("ringing", None)
         if self.state in ("answered", "ended"):
             return
         self._cancel_b()
-        self.fail(408, "Ringing Timeout", "switch")
+        self.fail(R.CONNECTION_TIMEOUT, "switch")
 
     def _cancel_b(self) -> None:
         """CANCEL the vendor INVITE once it has answered provisionally (RFC 3261 §9.1)."""
@@ -471,7 +475,7 @@ class Call:
             return
         self.a_txn.respond(487, "Request Terminated")
         self._cancel_b()
-        self.finish(487, "Caller cancelled", "caller")
+        self.finish(487, R.CANCELLED, "caller")
 
     def in_dialog(self, side: str, request: Request, txn, flow) -> None:
         method = request.method
@@ -527,11 +531,11 @@ class Call:
         if self.state == "answered":
             self._bye("b" if side == "a" else "a")
             who = "caller" if side == "a" else "callee"
-            self.finish(200, "Caller hung up" if side == "a" else "Callee hung up", who)
+            self.finish(200, R.NORMAL, who)
         elif side == "a":
             self.a_txn.respond(487, "Request Terminated")
             self._cancel_b()
-            self.finish(487, "Caller hung up before answer", "caller")
+            self.finish(487, R.CANCELLED, "caller", detail="BYE before the answer")
         # a BYE in the vendor's early dialog: its final response to the INVITE follows
 
     def _tag(self, side: str) -> str:
@@ -613,7 +617,7 @@ class Call:
         if txn.state not in ("terminated", "completed", "accepted", "confirmed"):
             txn.respond(status, response.reason, headers=headers, body=body)
         if status in (408, 481):
-            self.end_by_switch(f"Dialog gone on the {'vendor' if other == 'b' else 'caller'} side ({status})")
+            self.end_by_switch(R.SESSION_TIMEOUT, f"dialog gone on the {'vendor' if other == 'b' else 'caller'} side ({status})")
 
     def _bridged_timeout(self, otxn) -> None:
         entry = self.pending.pop(otxn, None)
@@ -621,7 +625,7 @@ class Call:
             return
         side, txn, _ = entry
         txn.respond(408, "Request Timeout")
-        self.end_by_switch("In-dialog request timed out")
+        self.end_by_switch(R.SESSION_TIMEOUT, "in-dialog request timed out")
 
     # ================================================================ DTMF (SPEC 1.5)
 
@@ -727,7 +731,7 @@ class Call:
         else:
             grace = min(32, interval / 3)
             self.timers["session-" + side] = self.b2b.timers.after(interval - grace, self.end_by_switch,
-                                                                   "Session expired (no refresh)")
+                                                                   R.SESSION_TIMEOUT, "no refresh from the peer")
 
     def _refreshed(self, side: str) -> None:
         """The peer on ``side`` refreshed the session (re-INVITE/UPDATE)."""
@@ -765,11 +769,11 @@ class Call:
         elif status == 491:
             self.timers["session-" + side] = self.b2b.timers.after(2.0, self._refresh, side)
         else:
-            self.end_by_switch(f"Session refresh failed ({status})")
+            self.end_by_switch(R.SESSION_TIMEOUT, f"refresh answered {status}")
 
     def _refresh_failed(self, txn) -> None:
         if self.state == "answered":
-            self.end_by_switch("Session refresh timed out")
+            self.end_by_switch(R.SESSION_TIMEOUT, "refresh timed out")
 
     # ================================================================ ending
 
@@ -785,27 +789,31 @@ class Call:
         headers = [("Reason", f"SIP;cause={cause}")] if cause else None
         self.b2b.layer.request(dialog.request("BYE", headers=headers), dialog.flow, _ignore)
 
-    def end_by_switch(self, reason: str, media_gone: bool = False) -> None:
+    def end_by_switch(self, reason: R.Reason, detail: str = "", media_gone: bool = False) -> None:
         """The switch ends the call (limits, timers, failures): BYE both ways or reject."""
         if self.state == "ended":
             return
         if self.state == "answered":
             self._bye("a")
             self._bye("b")
-            self.finish(200, reason, "switch", media_gone=media_gone)
+            self.finish(200, reason, "switch", detail=detail, media_gone=media_gone)
         else:
             self._cancel_b()
-            self.fail(503 if "shutdown" in reason.lower() else 408, reason, "switch")
+            self.fail(reason, "switch", status=reason.sip_code or 408, detail=detail)
 
-    def fail(self, status: int, reason: str, direction: str) -> None:
-        """The call ends without an answer: the caller gets ``status``."""
+    def fail(self, reason: R.Reason, direction: str, *, status: int | None = None, phrase: str | None = None,
+             detail: str = "") -> None:
+        """The call ends without an answer: the caller gets ``status`` (default: the
+        reason's code) with ``phrase`` (default: the detail or the reason's name)."""
         if self.state == "ended":
             return
+        status = status or reason.sip_code or 500
         if self.a_txn.state == "proceeding":
-            self.a_txn.respond(status, reason)
-        self.finish(status, reason, direction)
+            self.a_txn.respond(status, phrase or (f"{reason.name}: {detail}" if detail else reason.name))
+        self.finish(status, reason, direction, detail=detail)
 
-    def finish(self, status: int, reason: str, direction: str, media_gone: bool = False) -> None:
+    def finish(self, status: int, reason: R.Reason, direction: str, detail: str = "",
+               media_gone: bool = False) -> None:
         if self.state == "ended":
             return
         self.state = "ended"
@@ -817,11 +825,12 @@ class Call:
         self.reliable = None
         b2b = self.b2b
         if self.proxied and not media_gone and b2b.media is not None:
-            self.media_stats = b2b.media.delete(self.media_id, reason)
+            self.media_stats = b2b.media.delete(self.media_id, reason.name)
         record = self.record
         record.end = b2b.wall()
         record.sip_code = status
-        record.reason = reason
+        record.reason = reason.name
+        record.detail = detail
         record.end_direction = direction
         if record.answer is not None:
             record.duration_s = round(record.end - record.answer, 3)
@@ -891,6 +900,10 @@ def parse_dtmf_info(content_type: str | None, body: bytes) -> tuple[str, int] | 
     if len(digit) != 1 or digit not in "0123456789*#ABCD":
         return None
     return digit, max(40, min(duration, 8000))
+
+
+def _media_reason(exc: MediaError) -> R.Reason:
+    return R.MEDIA_UNAVAILABLE if exc.status == 503 else R.CODEC_MISMATCH
 
 
 def _ignore(txn, response) -> None:

@@ -28,7 +28,8 @@ class CallRecord:
     pdd_ms: int | None = None          # post-dial delay: INVITE to first 18x/200
     duration_s: float = 0.0            # answer to end
     sip_code: int = 0                  # final status sent to the caller (200 for answered calls)
-    reason: str = ""                   # why it ended, readable
+    reason: str = ""                   # why it ended: a name from control.reasons
+    detail: str = ""                   # free text adding to the reason (e.g. the codec lists)
     end_direction: str = ""            # "caller", "callee" or "switch"
     caller_codec: str = ""
     vendor_codec: str = ""
@@ -45,7 +46,7 @@ CREATE TABLE IF NOT EXISTS cdr (
     id INTEGER PRIMARY KEY,
     call_id TEXT NOT NULL, caller TEXT, callee TEXT, customer TEXT, vendor TEXT,
     caller_ip TEXT, vendor_ip TEXT, start REAL, progress REAL, answer REAL, "end" REAL,
-    pdd_ms INTEGER, duration_s REAL, sip_code INTEGER, reason TEXT, end_direction TEXT,
+    pdd_ms INTEGER, duration_s REAL, sip_code INTEGER, reason TEXT, detail TEXT, end_direction TEXT,
     caller_codec TEXT, vendor_codec TEXT, attempts INTEGER, dtmf TEXT, media TEXT
 );
 CREATE INDEX IF NOT EXISTS cdr_start ON cdr(start);

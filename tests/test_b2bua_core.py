@@ -55,7 +55,7 @@ def test_session_refresh_then_failed_refresh_ends_call():
     byes = [(m, f) for m, f in out if isinstance(m, Request) and m.method == "BYE"]
     assert {f[1][0] for _, f in byes} == {"10.0.0.1", "10.0.0.2"}
     (record,) = sink.records
-    assert record.reason == "Session refresh failed (481)" and record.end_direction == "switch"
+    assert record.reason == "Session Timeout" and record.detail == "refresh answered 481" and record.end_direction == "switch"
 
 
 def test_caller_that_must_refresh_and_does_not_is_hung_up():
@@ -66,7 +66,7 @@ def test_caller_that_must_refresh_and_does_not_is_hung_up():
     timers.advance(1000.0 + 120 - 32 + 0.01)
     out = take(b2b)
     assert sum(1 for m, _ in out if isinstance(m, Request) and m.method == "BYE") == 2
-    assert sink.records[0].reason == "Session expired (no refresh)"
+    assert sink.records[0].reason == "Session Timeout"
 
 
 def test_maximum_call_duration_sends_bye_both_ways():
@@ -75,7 +75,7 @@ def test_maximum_call_duration_sends_bye_both_ways():
     timers.advance(1000.0 + 30.0)
     out = take(b2b)
     assert sorted(f[1][0] for m, f in out if isinstance(m, Request) and m.method == "BYE") == ["10.0.0.1", "10.0.0.2"]
-    assert sink.records[0].reason == "Maximum call duration" and sink.records[0].duration_s == 30.0
+    assert sink.records[0].reason == "Max Duration" and sink.records[0].duration_s == 30.0
 
 
 def test_malformed_requests_get_400_with_reason_and_junk_is_dropped():

@@ -223,7 +223,7 @@ def test_cancel_before_any_vendor_provisional_waits_for_one():
     assert sorted((m.status, m.cseq[1]) for m, _ in responses(out)) == [(200, "CANCEL"), (487, "INVITE")]
     assert all(f == CALLER for _, f in out)
     (record,) = sink.records
-    assert record.sip_code == 487 and record.reason == "Caller cancelled" and record.end_direction == "caller"
+    assert record.sip_code == 487 and record.reason == "Cancelled" and record.end_direction == "caller"
 
     timers.advance(T0 + 0.4)
     assert requests(take(b2b), "CANCEL") == []
@@ -275,12 +275,12 @@ def test_vendor_200_racing_the_cancel_is_acked_and_hung_up():
     b2b.receive(answer(bye, 200), VENDOR)
     assert take(b2b) == []
     (record,) = sink.records
-    assert record.sip_code == 487 and record.reason == "Caller cancelled"
+    assert record.sip_code == 487 and record.reason == "Cancelled"
 
 
 # ============================================================================ 5. timeouts
 
-def test_ringing_timeout_cancels_the_vendor_and_answers_408():
+def test_ringing_timeout_cancels_the_vendor_and_answers_504():
     b2b, timers, sink = make({"SS_SIP_TIMEOUT_RINGING": 5, "SS_SIP_TIMEOUT_INVITE": 3})
     vendor_invite = start_call(b2b)
     b2b.receive(answer(vendor_invite, 180), VENDOR)
@@ -296,9 +296,9 @@ def test_ringing_timeout_cancels_the_vendor_and_answers_408():
     assert cflow[1] == ("10.0.0.2", 5060) and vendor_cancel.cseq == (1, "CANCEL")
     assert vendor_cancel.headers.get_all("Via") == vendor_invite.headers.get_all("Via")[:1]
     (final, fflow), = responses(out)
-    assert final.status == 408 and fflow == CALLER and final.to.tag == ringing.to.tag
+    assert final.status == 504 and fflow == CALLER and final.to.tag == ringing.to.tag
     (record,) = sink.records
-    assert record.sip_code == 408 and record.reason == "Ringing Timeout" and record.end_direction == "switch"
+    assert record.sip_code == 504 and record.reason == "Connection Timeout" and record.end_direction == "switch"
     assert record.attempts == 1
 
 
@@ -333,7 +333,7 @@ def test_invite_timeout_without_provisional_fails_over_to_the_second_vendor():
     assert bye_flow[1] == ("10.0.0.3", 5060)
     (record,) = sink.records
     assert record.attempts == 2 and record.vendor == "v2" and record.vendor_ip == "10.0.0.3"
-    assert record.sip_code == 200 and record.reason == "Caller hung up"
+    assert record.sip_code == 200 and record.reason == "Normal"
 
 
 def test_no_cancel_to_a_vendor_that_never_answered():
@@ -801,3 +801,19 @@ def test_fuzzed_messages_never_break_receive(steps):
             scene.note_output()
     timers.advance(timers.now + 700)                  # run every timer out
     assert b2b.stats["internal_errors"] == 0
+
+
+def test_every_reason_is_named_once_with_its_spec_code():
+    from control import reasons
+    names = [r.name for r in reasons.ALL]
+    assert len(names) == len(set(names))
+    spec = {"NoAvailableRouter": 503, "Not Found": 404, "Response Timeout": 408, "Connection Timeout": 504,
+            "Account Locked": 403, "Account Expired": 403, "Unregistered": 480, "Connection Limit": 503,
+            "Rate Limit": 503, "Called Not Online": 480, "Insufficient Balance": 402, "Rate Not Found": 404,
+            "Codec Mismatch": 488, "IP Blocked": 403, "User Busy": 486, "Cancelled": 487}
+    for name, code in spec.items():
+        assert reasons.BY_NAME[name].sip_code == code, name
+    assert "Auth Failed" in reasons.BY_NAME and "RTP Timeout" in reasons.BY_NAME and "Normal" in reasons.BY_NAME
+    assert reasons.for_vendor_status(486) is reasons.USER_BUSY
+    assert reasons.for_vendor_status(503) is reasons.NO_AVAILABLE_ROUTER
+    assert reasons.for_vendor_status(403) is reasons.CALLEE_REJECTED

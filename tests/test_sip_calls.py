@@ -95,7 +95,7 @@ def test_basic_call_completes_and_is_recorded(switch_factory, peers):
     (record,) = switch.wait_records(1)
     assert record["sip_code"] == 200
     assert record["vendor"] == "carrier-a" and record["customer"] == "acme"
-    assert record["end_direction"] == "caller" and record["reason"] == "Caller hung up"
+    assert record["end_direction"] == "caller" and record["reason"] == "Normal"
     assert record["answer"] is not None and record["duration_s"] >= 0.25
     assert record["pdd_ms"] is not None and record["pdd_ms"] < 1000
     assert record["caller_codec"] == "PCMU" and record["vendor_codec"] == "PCMU"
@@ -108,7 +108,7 @@ def test_callee_hangs_up(switch_factory, peers):
     run_call(peers, switch, {"role": [], "scenario": "uac-wait-bye.xml"},
              [("uas", vendor_port, {"role": [], "scenario": "uas-bye.xml"})])
     (record,) = switch.wait_records(1)
-    assert record["end_direction"] == "callee" and record["reason"] == "Callee hung up"
+    assert record["end_direction"] == "callee" and record["reason"] == "Normal"
     assert record["sip_code"] == 200
 
 
@@ -203,12 +203,12 @@ def test_register_then_call_reaches_the_phone(switch_factory, peers, tmp_path):
     assert record["sip_code"] == 200 and record["vendor"] == "phone:1001"
 
 
-def test_unregistered_number_without_route_gets_404(switch_factory, peers):
+def test_number_without_route_gets_503_no_available_router(switch_factory, peers):
     switch = switch_factory([])
-    run_call(peers, switch, {"role": [], "scenario": "uac-expect.xml", "values": {"status": 404}}, [],
+    run_call(peers, switch, {"role": [], "scenario": "uac-expect.xml", "values": {"status": 503}}, [],
              callee="1002")
     (record,) = switch.wait_records(1)
-    assert record["sip_code"] == 404 and record["attempts"] == 0 and record["reason"] == "No Route"
+    assert record["sip_code"] == 503 and record["attempts"] == 0 and record["reason"] == "NoAvailableRouter"
 
 
 def test_media_relayed_end_to_end(switch_factory, peers, tmp_path):
@@ -277,7 +277,7 @@ def test_session_refresh_reaches_the_vendor(switch_factory, peers):
     assert uac.wait(90) == 0, uac.report() + uas.report()
     assert uas.wait(10) == 0, uas.report()
     (record,) = switch.wait_records(1)
-    assert record["sip_code"] == 200 and record["reason"] == "Caller hung up"
+    assert record["sip_code"] == 200 and record["reason"] == "Normal"
     assert record["duration_s"] >= 47
 
 
@@ -292,7 +292,7 @@ def test_rtp_timeout_ends_a_silent_call_both_ways(switch_factory, peers):
     assert uas.wait(10) == 0, uas.report()
     assert 5 <= time.monotonic() - started < 15
     (record,) = switch.wait_records(1)
-    assert record["reason"] == "RTP timeout" and record["end_direction"] == "switch"
+    assert record["reason"] == "RTP Timeout" and record["end_direction"] == "switch"
 
 
 def test_telephone_event_offered_to_a_vendor_the_caller_did_not_offer_it_to(tmp_path, peers):
