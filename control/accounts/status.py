@@ -9,18 +9,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Iterable
 
+from control import reasons
+
 from .model import Account, Status
 
-ACCOUNT_LOCKED = "Account Locked"
-ACCOUNT_EXPIRED = "Account Expired"
-SIP_FORBIDDEN = 403
+ACCOUNT_LOCKED = reasons.ACCOUNT_LOCKED.name
+ACCOUNT_EXPIRED = reasons.ACCOUNT_EXPIRED.name
 
 # Inactive has no reason of its own among the VOS3000 names; like Locked it is an
 # administrative stop, so it reports "Account Locked" and the detail says "inactive".
 _REASONS = {
-    Status.LOCKED: ACCOUNT_LOCKED,
-    Status.INACTIVE: ACCOUNT_LOCKED,
-    Status.EXPIRED: ACCOUNT_EXPIRED,
+    Status.LOCKED: reasons.ACCOUNT_LOCKED,
+    Status.INACTIVE: reasons.ACCOUNT_LOCKED,
+    Status.EXPIRED: reasons.ACCOUNT_EXPIRED,
 }
 
 
@@ -69,5 +70,6 @@ def check_chain(chain: Iterable[Account], now: date | datetime) -> Usability:
         state = status.value.lower()
         if status is Status.EXPIRED:
             state = f"expired (last day {account.expiry.isoformat()})"
-        return Usability(False, _REASONS[status], SIP_FORBIDDEN, account.id, f"{who} is {state}")
+        reason = _REASONS[status]
+        return Usability(False, reason.name, reason.sip_code, account.id, f"{who} is {state}")
     return USABLE
