@@ -310,7 +310,29 @@ _DECLARED = (
           "next one."),
     # --- billing (SPEC 5) ----------------------------------------------------------------
     Param("SERVER_BILLING_FEE_PRECISTION", int, 2, (0, 4), HOT,
-          "Decimal places of a call's fee (the name keeps VOS3000's spelling)."),
+          "Decimal places of a call's fee (the name keeps VOS3000's spelling). Fees and "
+          "reservations are rounded up to a multiple of the fee step, "
+          "SERVER_BILLING_FEE_UNIT x 10^-precision; rate prices keep their own places."),
+    Param("SERVER_BILLING_FEE_UNIT", int, 1, (1, 10000), HOT,
+          "Smallest fee step, counted in units of the last decimal place of "
+          "SERVER_BILLING_FEE_PRECISTION: with precision 2, 1 means 0.01 and 5 means 0.05. "
+          "Default 1: the step is the precision's own smallest amount, so precision alone "
+          "decides the rounding unless a coarser step is asked for."),
+    Param("SERVER_BILLING_FREE_TIME", int, 0, (0, 3600), HOT,
+          "Seconds of every answered call that are not billed: they are taken off the hold "
+          "time before the billing units apply, and a call no longer than this costs "
+          "nothing (no connection fee either). Default 0 (VOS3000's): every second is billed.",
+          unit="s"),
+    Param("SERVER_BILLING_HOLD_TIME_PRECISION", int, 50, (0, 999), HOT,
+          "Rounding of the measured hold time to whole seconds: a fraction of at least this "
+          "many milliseconds counts as a whole second, a smaller one is dropped (0: any "
+          "fraction counts). Default 50 (VOS3000's): timer and signalling jitter of a few "
+          "tens of milliseconds does not add a billing unit.", unit="ms"),
+    Param("SERVER_BILLING_RECORD_ZERO_HOLD_TIME", bool, True, None, HOT,
+          "Write a CDR for calls whose hold time is zero seconds (unanswered, refused, or "
+          "answered and ended within the hold time precision). They are never charged. "
+          "Default On (VOS3000's): every attempt is on record; turn Off to spare the "
+          "database under a flood of failing calls."),
     Param("SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME", int, 1, (1, 15), HOT,
           "Minutes of the call's rate reserved from the account's funds at call setup; a "
           "call is admitted only if balance + credit limit covers every reservation.",

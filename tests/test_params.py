@@ -73,6 +73,12 @@ def test_chosen_defaults_are_explained():
     assert "Default Auto" in PARAMS["SS_MEDIAPROXYMODE"].help
     assert get_default("SS_ECHOCANCEL") is False
     assert "Default Off" in PARAMS["SS_ECHOCANCEL"].help
+    for name, default, words in (("SERVER_BILLING_FEE_UNIT", 1, "Default 1"),
+                                 ("SERVER_BILLING_FREE_TIME", 0, "Default 0"),
+                                 ("SERVER_BILLING_HOLD_TIME_PRECISION", 50, "Default 50"),
+                                 ("SERVER_BILLING_RECORD_ZERO_HOLD_TIME", True, "Default On")):
+        assert get_default(name) == default
+        assert words in PARAMS[name].help
     assert get_default("SS_SIP_USER_AGENT_EXPIRE") == 3600
     assert "Default 3600" in PARAMS["SS_SIP_USER_AGENT_EXPIRE"].help
 

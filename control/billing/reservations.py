@@ -18,6 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from control.billing.rating import admissible
+
 
 class InsufficientBalance(Exception):
     """The reservation does not fit in the account's free funds."""
@@ -83,7 +85,7 @@ class Reservations:
             funds = self._funds.get(account)
             if funds is None:
                 raise KeyError(f"unknown account {account!r}")
-            if funds.free - amount < 0:
+            if not admissible(funds.balance, funds.credit_limit, funds.reserved, amount):
                 raise InsufficientBalance(account, amount, funds.free)
             reservation = Reservation(next(self._ids), account, amount)
             funds.reserved += amount
