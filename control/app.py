@@ -8,7 +8,7 @@ import os
 import time
 
 from control.b2bua import B2BUA
-from control.cdr import SqliteCdrSink
+from control.store import StoreWriter, open_store, upgrade_to_head
 from control.config import SwitchConfig
 from control.media import MediaControl
 from control.params import ParamStore
@@ -17,32 +17,38 @@ from control.transport import SipTransport
 
 log = logging.getLogger("vosmedia.app")
 
-CDR_FLUSH_INTERVAL = 1.0
+NG_SWEEP_INTERVAL = 10.0
 
 
 class Switch:
     """A running switch. ``await start()``, then ``await stop()``."""
 
     def __init__(self, config: SwitchConfig, *, data_dir: str = ".", media_interfaces=None,
-                 media: bool = True, num_threads: int = 1):
+                 media: bool = True, num_threads: int = 1, store_url: str | None = None):
         self.config = config
         self.params = ParamStore(config.params)
         self.data_dir = data_dir
         self.media_interfaces = media_interfaces or [config.advertised_host()]
         self.use_media = media
         self.num_threads = num_threads
+        self.store_url = store_url or os.path.join(data_dir, "vosmedia.db")
         self.engine = None
         self.ng = None
         self.core: B2BUA | None = None
         self.transport: SipTransport | None = None
-        self.cdr: SqliteCdrSink | None = None
+        self.store = None
+        self.cdr: StoreWriter | None = None
         self.addresses: list[tuple[str, int]] = []
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         os.makedirs(self.data_dir, exist_ok=True)
-        self.cdr = SqliteCdrSink(os.path.join(self.data_dir, "vosmedia.db"))
+        # the store (SQLite file by default, PostgreSQL by URL) at the current schema; call
+        # records and charges go through the journaled writer, durable once accepted
+        self.store = open_store(self.store_url)
+        upgrade_to_head(self.store)
+        self.cdr = StoreWriter(self.store, os.path.join(self.data_dir, "journal"))
         media = None
         if self.use_media:
             from vosmedia.engine import MediaEngine
@@ -88,14 +94,10 @@ class Switch:
         self.transport.flush()
 
     async def _housekeeping(self) -> None:
-        sweep_every = 10
-        tick = 0
         while True:
-            await asyncio.sleep(CDR_FLUSH_INTERVAL)
-            tick += 1
+            await asyncio.sleep(NG_SWEEP_INTERVAL)
             try:
-                self.cdr.flush()
-                if self.ng is not None and tick % sweep_every == 0:
+                if self.ng is not None:
                     self.ng.sweep()
             except Exception:
                 log.exception("housekeeping failed")
@@ -114,3 +116,5 @@ class Switch:
             self.engine.close()
         if self.cdr is not None:
             self.cdr.close()
+        if self.store is not None:
+            self.store.close()

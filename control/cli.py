@@ -126,7 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-threads", metavar="N", type=_positive_int, default=1,
                      help="media relay worker threads (default %(default)s)")
     run.add_argument("--data-dir", metavar="DIR", default="vosmedia-data",
-                     help="where the SQLite store lives (default %(default)s)")
+                     help="where the SQLite store and the write-ahead journal live (default %(default)s)")
+    run.add_argument("--store", metavar="URL",
+                     help="the store: a PostgreSQL URL (postgresql://user:pass@host/db) or an SQLite "
+                          "file (default DIR/vosmedia.db)")
     run.set_defaults(func=run_switch)
 
     detect = commands.add_parser(
@@ -268,7 +271,7 @@ async def _serve_switch(config, args) -> int:
     from control.app import Switch
 
     switch = Switch(config, data_dir=args.data_dir, media_interfaces=args.media_interface,
-                    media=not args.no_media, num_threads=args.num_threads)
+                    media=not args.no_media, num_threads=args.num_threads, store_url=args.store)
     try:
         await switch.start()
     except (OSError, ValueError) as exc:
