@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Callable, Protocol
 
 from control.sip.message import Headers, Request, Response, make_response, new_tag
-from control.sip.timer import Timers
+from control.sip.timer import Timer, Timers
 
 MAGIC = "z9hG4bK"
 LINGER = 32.0          # Timers D/H/J (64*T1): how long a finished transaction absorbs duplicates
@@ -90,13 +90,8 @@ class ClientTransaction:
             return
         if self.is_invite and self.state == "proceeding":
             return
-        layer = self.layer
-        layer.send(self.data, self.flow)
-        layer.stats["retransmitted"] += 1
         self._resend_index += 1
-        intervals = layer.intervals
-        delay = intervals[min(self._resend_index, len(intervals) - 1)]
-        self._resend = layer.timers.after(delay, self._retransmit)
+        self._resend = self.layer.resend(self.data, self.flow, self._resend_index, self._retransmit)
 
     def _timed_out(self) -> None:
         if self.state in ("completed", "terminated", "accepted"):
@@ -248,13 +243,8 @@ class ServerTransaction:
     def _retransmit(self) -> None:
         if self.state not in ("completed", "accepted"):
             return
-        layer = self.layer
-        layer.send(self.last_data, self.flow)
-        layer.stats["retransmitted"] += 1
         self._resend_index += 1
-        intervals = layer.intervals
-        self._resend = layer.timers.after(intervals[min(self._resend_index, len(intervals) - 1)],
-                                          self._retransmit)
+        self._resend = self.layer.resend(self.last_data, self.flow, self._resend_index, self._retransmit)
 
     def _no_ack(self) -> None:
         accepted = self.state == "accepted"
@@ -310,6 +300,14 @@ class TransactionLayer:
     def request_timeout(self) -> float:
         """Timer F: a non-INVITE request is given up when the retransmission list runs out."""
         return sum(self.intervals)
+
+    def resend(self, data: bytes, flow, index: int, again) -> "Timer":
+        """Send ``data`` again and schedule ``again`` after the ``index``-th interval
+        (the last interval repeats once the list runs out)."""
+        self.send(data, flow)
+        self.stats["retransmitted"] += 1
+        intervals = self.intervals
+        return self.timers.after(intervals[min(index, len(intervals) - 1)], again)
 
     def configure(self, intervals=None, invite_timeout: float | None = None) -> None:
         if intervals is not None:
