@@ -8,7 +8,10 @@ import os
 import time
 
 from control.b2bua import B2BUA
+from control.billing.rates import RateTable
+from control.charging import Charging
 from control.store import StoreWriter, open_store, upgrade_to_head
+from control.store import accounts as store_accounts
 from control.config import SwitchConfig
 from control.media import MediaControl
 from control.params import ParamStore
@@ -49,6 +52,7 @@ class Switch:
         self.store = open_store(self.store_url)
         upgrade_to_head(self.store)
         self.cdr = StoreWriter(self.store, os.path.join(self.data_dir, "journal"))
+        self.charging = self._load_charging()
         media = None
         if self.use_media:
             from vosmedia.engine import MediaEngine
@@ -71,7 +75,7 @@ class Switch:
         # (tests) is fixed up once bound
         local = {"udp": (host, first[1]), "tcp": (host, first[1])}
         self.core = B2BUA(timers, self.config, self.params, media, self.cdr, local=local,
-                          wall_offset=time.time() - loop.time())
+                          wall_offset=time.time() - loop.time(), charging=self.charging)
         self.transport = SipTransport(self.core, loop, tos=self.params.get("SS_QOS_SIGNAL"))
         for listen_host, port in self.config.listen:
             self.addresses.append(await self.transport.listen(listen_host, port))
@@ -80,6 +84,24 @@ class Switch:
         self._tasks.append(loop.create_task(self._housekeeping()))
         log.info("switch ready: SIP on %s; media %s", ", ".join(f"{h}:{p}" for h, p in self.addresses),
                  ", ".join(self.media_interfaces) if self.engine else "not proxied")
+
+    def _load_charging(self) -> Charging | None:
+        """Rate tables from their CSV files; rated customers' accounts from the store (created
+        with the configured opening balance the first time: from then on the ledger rules)."""
+        rated = [c for c in self.config.customers if c.rate_table]
+        if not rated and not any(v.rate_table for v in self.config.vendors):
+            return None
+        charging = Charging(self.params, self.cdr)
+        for name, path in self.config.rate_tables.items():
+            charging.add_table(name, RateTable.from_csv(path))
+        for customer in rated:
+            account = store_accounts.get_account(self.store, customer.account)
+            if account is None:
+                account = store_accounts.create_account(self.store, {
+                    "id": customer.account, "name": customer.name, "kind": "customer",
+                    "balance": customer.balance, "credit_limit": customer.credit_limit})
+            charging.load_account(customer.account, account["balance"], account["credit_limit"])
+        return charging
 
     def _engine_events(self) -> None:
         try:

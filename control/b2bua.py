@@ -41,12 +41,13 @@ MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 class B2BUA:
     def __init__(self, timers: Timers, config: SwitchConfig, params: ParamStore,
                  media: MediaControl | None, cdr_sink, *, local: dict, wall_offset: float = 0.0,
-                 user_agent: str = "vosmedia"):
+                 user_agent: str = "vosmedia", charging=None):
         self.timers = timers
         self.config = config
         self.params = params
         self.media = media
         self.cdr_sink = cdr_sink
+        self.charging = charging                # control.charging.Charging, or None: nothing is rated
         self.local = local                      # transport -> (host, port) we send from
         self.wall_offset = wall_offset
         self.user_agent = user_agent

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from control import reasons as R
 from control.cdr import CallRecord
+from control.charging import Refused
 from control.config import DtmfSettings
 from control.media import MediaError
 from control.sip.dialog import Dialog
@@ -109,6 +110,7 @@ class Call:
         self.proxied = False
         self.media_stats = None
         self.dtmf_sides: dict = {}                # party -> (engine side, send method) once set up
+        self.billing = None                       # control.charging.CallBilling of a rated call
         now = b2b.wall()
         self.record = CallRecord(call_id=invite.call_id, caller=caller, callee=callee,
                                  customer=customer.name if customer else (phone.customer if phone else ""),
@@ -119,6 +121,13 @@ class Call:
 
     def start(self) -> None:
         b2b = self.b2b
+        customer = self.customer
+        if customer is not None and customer.rate_table and b2b.charging is not None:
+            try:
+                self.billing = b2b.charging.admit(customer.account, customer.rate_table, self.record.callee)
+            except Refused as exc:
+                self.fail(exc.reason, "switch", detail=exc.detail)
+                return
         first = self.targets[0][1] if self.targets and self.targets[0][0] == "vendor" else None
         own = self.customer.media_proxy if self.customer else (self.phone.media_proxy if self.phone else None)
         mode = b2b.media_mode(own, first.media_proxy if first else None)
@@ -407,9 +416,13 @@ class Call:
             self._setup_dtmf(response)
         self.a_txn.on_ack_timeout = self._no_ack
         self.a_txn.respond(200, "OK", headers=headers, body=a_body)
-        limit = b2b.config.max_call_duration
-        if limit:
-            self.timers["duration"] = b2b.timers.after(limit, self.end_by_switch, R.MAX_DURATION)
+        limit, detail = b2b.config.max_call_duration or None, "configured limit"
+        if self.billing is not None:
+            paid = b2b.charging.max_duration(self.billing)
+            if paid is not None and (limit is None or paid < limit):
+                limit, detail = paid, "funds exhausted"
+        if limit is not None:
+            self.timers["duration"] = b2b.timers.after(limit, self.end_by_switch, R.MAX_DURATION, detail)
 
     def _send_b_ack(self, body: bytes) -> None:
         headers = [("Content-Type", "application/sdp")] if body else None
@@ -782,6 +795,17 @@ class Call:
         if timer is not None:
             timer.cancel()
 
+    def _bill(self, record: CallRecord) -> None:
+        """The charge replaces the reservation; the record gets rate, fee, cost, profit."""
+        charging = self.b2b.charging
+        if record.answer is None:
+            charging.release(self.billing)
+            return
+        duration_ms = int(round((record.end - record.answer) * 1000))
+        charging.settle(self.billing, duration_ms, record.call_id, record)
+        target = self.targets[self.attempt][1] if 0 <= self.attempt < len(self.targets) else None
+        charging.vendor_cost(getattr(target, "rate_table", None), duration_ms, record)
+
     def _bye(self, side: str, cause: int | None = None) -> None:
         dialog = self._dialog(side)
         if dialog is None:
@@ -836,6 +860,8 @@ class Call:
             record.duration_s = round(record.end - record.answer, 3)
         if self.media_stats:
             record.media = _media_summary(self.media_stats, self.a_remote_tag, self.b_tag)
+        if self.billing is not None:
+            self._bill(record)
         b2b.forget(self)
         b2b.record(record)
 

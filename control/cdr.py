@@ -7,6 +7,7 @@ writes it to the store's ``cdrs`` table in batches off the call path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 
 @dataclass
@@ -33,3 +34,14 @@ class CallRecord:
     attempts: int = 0                  # vendor attempts (failover)
     dtmf: str = ""                     # digits seen in the call, in order
     media: dict = field(default_factory=dict)   # per-leg packets/bytes/loss/jitter
+    # billing (control.charging): the customer's rate and fee, the vendor's cost
+    rate_table: str = ""
+    rate_prefix: str | None = None
+    rate: Decimal | None = None
+    billed_time: int = 0
+    fee: Decimal = Decimal(0)
+    vendor_rate_table: str = ""
+    vendor_rate_prefix: str | None = None
+    vendor_rate: Decimal | None = None
+    cost: Decimal = Decimal(0)
+    profit: Decimal = Decimal(0)

@@ -15,9 +15,17 @@ register_default_expires = 3600
 [params]                           # system parameters (control.params), e.g.
 SS_SIP_TIMEOUT_INVITE = 10
 
+[[rate_table]]                     # prefix,price,first_unit,next_unit,connection_fee (CSV)
+name = "retail"
+file = "rates/retail.csv"
+
 [[customer]]                       # a mapping gateway: calls accepted by source address
 name = "demo-customer"
 addresses = ["127.0.0.1"]
+rate_table = "retail"              # optional: calls are rated, reserved and charged
+account = "C1001"                  # the billed account (default: the name)
+balance = "10.00"                  # opening balance (a string: money is exact)
+credit_limit = "0"
 media_proxy = 1                    # optional per-gateway override of SS_MEDIAPROXYMODE
 dtmf_receive = "all"               # all | rfc2833 | info | inband (customers, phones, vendors)
 dtmf_send = "auto"                 # auto | rfc2833 | info | inband
@@ -41,6 +49,7 @@ file stays the bootstrap for a fresh switch.
 from __future__ import annotations
 
 import ipaddress
+from decimal import Decimal
 import tomllib
 from dataclasses import dataclass, field
 
@@ -91,6 +100,10 @@ class Customer:
     media_proxy: int | None = None
     trusted: bool = True              # exempt from flood limits
     dtmf: DtmfSettings = DtmfSettings()
+    account: str = ""                 # billed account (default: the name) when rate_table is set
+    rate_table: str | None = None     # a [[rate_table]] name: calls are rated and charged
+    balance: Decimal = Decimal(0)     # opening balance, booked once when the account is created
+    credit_limit: Decimal = Decimal(0)
 
 
 @dataclass
@@ -111,6 +124,7 @@ class Vendor:
     prefixes: tuple[str, ...] = ("",)
     media_proxy: int | None = None
     dtmf: DtmfSettings = DtmfSettings()
+    rate_table: str | None = None     # the vendor's prices: cost and profit per call
 
 
 @dataclass
@@ -124,6 +138,7 @@ class SwitchConfig:
     register_max_expires: int = 7200
     register_default_expires: int = 3600
     params: dict = field(default_factory=dict)
+    rate_tables: dict[str, str] = field(default_factory=dict)     # name -> CSV file
     customers: list[Customer] = field(default_factory=list)
     phones: list[Phone] = field(default_factory=list)
     vendors: list[Vendor] = field(default_factory=list)
@@ -207,6 +222,23 @@ def _int(section: dict, key: str, default: int, low: int, high: int, where: str)
     return value
 
 
+def _table_ref(item: dict, where: str, config: SwitchConfig) -> str | None:
+    name = item.get("rate_table")
+    if name is not None and name not in config.rate_tables:
+        raise ConfigError(f"{where}.rate_table: no [[rate_table]] named {name!r}")
+    return name
+
+
+def _money(item: dict, key: str, where: str) -> Decimal:
+    value = item.get(key, 0)
+    if isinstance(value, (bool, float)) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{where}.{key}: an integer or a decimal string such as \"10.50\", got {value!r}")
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        raise ConfigError(f"{where}.{key}: not a number: {value!r}") from None
+
+
 def from_dict(data: dict) -> SwitchConfig:
     sip = data.get("sip", {})
     config = SwitchConfig()
@@ -235,6 +267,11 @@ def from_dict(data: dict) -> SwitchConfig:
             config.params[name] = validate(name, value)
         except ParamError as exc:
             raise ConfigError(f"params.{name}: {exc}") from None
+    for i, item in enumerate(data.get("rate_table", [])):
+        where = f"rate_table[{i}]"
+        if not item.get("name") or not item.get("file"):
+            raise ConfigError(f"{where}: name and file are required")
+        config.rate_tables[str(item["name"])] = str(item["file"])
     for i, item in enumerate(data.get("customer", [])):
         where = f"customer[{i}]"
         if "name" not in item:
@@ -242,7 +279,10 @@ def from_dict(data: dict) -> SwitchConfig:
         addresses = frozenset(_address(a, f"{where}.addresses") for a in item.get("addresses", []))
         config.customers.append(Customer(str(item["name"]), addresses,
                                          _media_proxy(item.get("media_proxy"), where),
-                                         bool(item.get("trusted", True)), _dtmf(item, where)))
+                                         bool(item.get("trusted", True)), _dtmf(item, where),
+                                         str(item.get("account", item["name"])),
+                                         _table_ref(item, where, config), _money(item, "balance", where),
+                                         _money(item, "credit_limit", where)))
     for i, item in enumerate(data.get("phone", [])):
         where = f"phone[{i}]"
         if not item.get("user") or not item.get("password"):
@@ -261,7 +301,8 @@ def from_dict(data: dict) -> SwitchConfig:
             raise ConfigError(f"{where}.prefixes: expected a list of strings")
         config.vendors.append(Vendor(str(item["name"]), str(item["host"]),
                                      _int(item, "port", 5060, 1, 65535, where), transport, tuple(prefixes),
-                                     _media_proxy(item.get("media_proxy"), where), _dtmf(item, where)))
+                                     _media_proxy(item.get("media_proxy"), where), _dtmf(item, where),
+                                     _table_ref(item, where, config)))
     return config
 
 
