@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -321,5 +322,36 @@ def test_telephone_event_offered_to_a_vendor_the_caller_did_not_offer_it_to(tmp_
         uac_xml.write_text(text)
         record = _echo_call(peers, switch, tmp_path, vendor_port, uac_xml, 1500)
         assert record["dtmf"] == "55", record
+    finally:
+        switch.stop()
+
+
+def test_rated_customer_call_is_charged_end_to_end(tmp_path, peers):
+    """vosmedia run with a rate table: a sipp call is admitted, charged by its duration and
+    the fee is in the stored call record; the account's balance moved by the fee."""
+    rates = tmp_path / "retail.csv"
+    rates.write_text("prefix,price,first_unit,next_unit,connection_fee\n555,1.20,1,1,0\n")
+    vendor_port = free_udp_port()
+    config = configuration.from_dict({
+        "sip": {"listen": ["127.0.0.1:0"]},
+        "params": {"SS_MEDIAPROXYMODE": 1},
+        "rate_table": [{"name": "retail", "file": str(rates)}],
+        "customer": [{"name": "acme", "addresses": ["127.0.0.1"], "rate_table": "retail",
+                      "account": "C42", "balance": "5.00"}],
+        "vendor": [{"name": "v", "host": "127.0.0.1", "port": vendor_port}],
+    })
+    switch = RunningSwitch(config, tmp_path)
+    try:
+        uas = peers(["-sn", "uas"], vendor_port, "uas")
+        wait_bound(vendor_port)
+        uac = peers(["-sn", "uac", "-s", "5551234", "-d", "2000", f"127.0.0.1:{switch.port}"],
+                    free_udp_port(), "uac")
+        assert uac.wait(30) == 0, uac.report() + uas.report()
+        (record,) = switch.wait_records(1)
+        assert record["rate_prefix"] == "555" and record["billed_time"] >= 2
+        # 1.20/min billed by the second: 0.02 per second, rounded up to the cent
+        assert Decimal("0.04") <= Decimal(str(record["fee"])) <= Decimal("0.06"), record
+        balance = switch.call(lambda: switch.switch.charging.reservations.funds("C42").balance)
+        assert balance == Decimal("5.00") - Decimal(str(record["fee"]))
     finally:
         switch.stop()
