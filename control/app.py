@@ -95,12 +95,11 @@ class Switch:
         for name, path in self.config.rate_tables.items():
             charging.add_table(name, RateTable.from_csv(path))
         for customer in rated:
-            account = store_accounts.get_account(self.store, customer.account)
-            if account is None:
-                account = store_accounts.create_account(self.store, {
+            if store_accounts.get_account(self.store, customer.account) is None:
+                store_accounts.create_account(self.store, {
                     "id": customer.account, "name": customer.name, "kind": "customer",
                     "balance": customer.balance, "credit_limit": customer.credit_limit})
-            charging.load_account(customer.account, account["balance"], account["credit_limit"])
+        charging.load_store_accounts(store_accounts.list_accounts(self.store))
         return charging
 
     def _engine_events(self) -> None:

@@ -119,3 +119,21 @@ def test_unanswered_call_releases_its_reservation(billed):
     timers.advance(T0 + 30)                     # the vendor never answers: Timer B, no more routes
     take(b2b)
     assert sink.records[-1].fee == 0 and charging.reservations.funds("C1").reserved == 0
+
+
+def test_locked_agent_and_call_limit_refuse_calls(billed):
+    make, _, store = billed
+    b2b, timers, sink, charging = make()
+    store_accounts.create_account(store, {"id": "A1", "name": "agent", "kind": "customer"})
+    store_accounts.update_account(store, "C1", {"agent_id": "A1", "concurrent_call_limit": 1})
+    charging.load_store_accounts(store_accounts.list_accounts(store))
+    b2b.receive(invite(), CALLER)                                   # the one call allowed
+    assert [m.status for m, _ in responses(take(b2b))] == [100]
+    b2b.receive(invite(branch="z9hG4bKc2", call_id="call-2@10.0.0.1"), CALLER)
+    assert [m.status for m, _ in responses(take(b2b))] == [100, 503]
+    assert sink.records[-1].reason == "Connection Limit"
+    store_accounts.update_account(store, "A1", {"status": "Locked"})
+    charging.load_store_accounts(store_accounts.list_accounts(store))
+    b2b.receive(invite(branch="z9hG4bKc3", call_id="call-3@10.0.0.1"), CALLER)
+    assert [m.status for m, _ in responses(take(b2b))] == [100, 403]
+    assert sink.records[-1].reason == "Account Locked" and "agent 'A1'" in sink.records[-1].detail
