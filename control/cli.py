@@ -132,6 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
                           "file (default DIR/vosmedia.db)")
     run.set_defaults(func=run_switch)
 
+    report = commands.add_parser(
+        "report", help="traffic (ASR/ACD/PDD) and income reports from the stored call records",
+        description="Reports over the call records in the store: 'traffic' gives ASR, ACD and PDD per "
+                    "customer or per gateway; 'income' gives fee, cost and profit per customer; 'cdr' "
+                    "lists or exports (CSV) the records themselves.")
+    report.add_argument("kind", choices=["traffic", "income", "cdr"])
+    report.add_argument("--by", choices=["customer", "gateway"], default="customer",
+                        help="traffic grouping (default %(default)s)")
+    report.add_argument("--hours", type=float, metavar="H",
+                        help="the window: the last H hours (default: today, from local midnight)")
+    report.add_argument("--top", type=_positive_int, metavar="N", help="income: the N largest customers")
+    report.add_argument("--customer", help="cdr: only this customer's calls")
+    report.add_argument("--csv", metavar="FILE", help="cdr: write CSV to FILE ('-' for stdout)")
+    report.add_argument("--data-dir", metavar="DIR", default="vosmedia-data",
+                        help="where the SQLite store is (default %(default)s)")
+    report.add_argument("--store", metavar="URL", help="the store URL (PostgreSQL or an SQLite file)")
+    report.set_defaults(func=run_report)
+
     detect = commands.add_parser(
         "dtmf-detect", help="print the DTMF digits in 8 kHz audio read from stdin",
         description="Run the in-band DTMF detector over 8 kHz audio on stdin (16-bit "
@@ -148,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
@@ -288,6 +307,57 @@ async def _serve_switch(config, args) -> int:
         await switch.stop()
         log.info("switch stopped")
     return 0
+
+
+# ------------------------------------------------------------------ vosmedia report
+
+def run_report(args, parser: argparse.ArgumentParser) -> int:
+    import datetime
+    import os
+    import time
+
+    from control.store import open_store, reports
+    from control.store import cdrs as store_cdrs
+
+    url = args.store or os.path.join(args.data_dir, "vosmedia.db")
+    if not args.store and not os.path.exists(url):
+        parser.error(f"no store at {url} (give --data-dir or --store)")
+    until = time.time()
+    if args.hours is not None:
+        since = until - args.hours * 3600
+    else:
+        since = datetime.datetime.combine(datetime.date.today(), datetime.time()).timestamp()
+    store = open_store(url)
+    try:
+        if args.kind == "traffic":
+            rows = reports.traffic(store, args.by, since, until)
+            _table(rows, [args.by, "calls", "answered", "asr", "acd_s", "pdd_ms"])
+        elif args.kind == "income":
+            rows = reports.income(store, since, until, top=args.top)
+            _table(rows, ["customer", "calls", "fee", "cost", "profit"])
+        elif args.csv:
+            out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="")
+            try:
+                count = store_cdrs.export_csv(store, out, since=since, until=until, customer=args.customer)
+            finally:
+                if out is not sys.stdout:
+                    out.close()
+            print(f"{count} call records written", file=sys.stderr)
+        else:
+            rows = store_cdrs.query_cdrs(store, since=since, until=until, customer=args.customer, limit=50)
+            _table(rows, ["call_id", "customer", "caller", "callee", "vendor", "sip_code",
+                          "termination_reason", "hold_time", "fee"])
+    finally:
+        store.close()
+    return 0
+
+
+def _table(rows: list[dict], columns: list[str]) -> None:
+    """Rows as an aligned text table on stdout."""
+    cells = [columns] + [["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for line in cells:
+        print("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())
 
 
 # ------------------------------------------------------------------ vosmedia dtmf-detect
