@@ -169,6 +169,9 @@ class Call:
             self.record.vendor = f"phone:{target.user}"
             self.record.vendor_ip = flow[1][0]
         transport = flow[0]
+        self.record.attempt_details.append({
+            "seq": self.attempt + 1, "vendor": self.record.vendor, "vendor_ip": self.record.vendor_ip,
+            "routing_gateway": self.record.vendor, "callee_sent": callee, "start_time": self.b2b.wall()})
         self.b_flow = flow
         self.b_tag = ""
         self.b_dialog = None
@@ -283,6 +286,10 @@ class Call:
                 prack = self.b_dialog.request("PRACK", headers=[("RAck", f"{rseq} {self.b_invite.cseq[0]} INVITE")])
                 self.b2b.layer.request(prack, self.b_dialog.flow, _ignore)
         now = self.b2b.timers.now
+        attempt = self.record.attempt_details[-1] if self.record.attempt_details else None
+        if attempt is not None and attempt.get("progress_time") is None:
+            attempt["progress_time"] = self.b2b.wall()
+            attempt["pdd_ms"] = int((self.b2b.wall() - attempt["start_time"]) * 1000)
         if self.record.progress is None:
             self.record.progress = self.b2b.wall()
             self.record.pdd_ms = int((now - self.started) * 1000)
@@ -395,6 +402,7 @@ class Call:
             self.held_ack = ("b", self.b_invite.cseq[0])       # the caller's ACK brings the answer
         else:
             self._send_b_ack(b"")
+        self._close_attempt(200, R.NORMAL)
         self.record.vendor_codec = first_codec(body)
         self.record.caller_codec = first_codec(a_body)
         now = b2b.timers.now
@@ -440,15 +448,23 @@ class Call:
         stop = (status not in FAILOVER_CODES and not 500 <= status < 600) or (
             self.early_sdp and self.b2b.params.get("SS_SIP_STOP_SWITCH_AFTER_SDP"))
         reason = R.for_vendor_status(status)
+        self._close_attempt(status, reason)
         if stop:
             self.fail(reason, "callee", status=status, phrase=response.reason)
         else:
             self.try_next(reason, status, response.reason)
 
+    def _close_attempt(self, status: int, reason: R.Reason) -> None:
+        """Write the outcome of the current vendor attempt (once)."""
+        details = self.record.attempt_details
+        if details and "end_time" not in details[-1]:
+            details[-1].update(end_time=self.b2b.wall(), sip_code=status, termination_reason=reason.name)
+
     def _b_timeout(self, txn) -> None:
         if txn is not self.b_txn or self.state == "ended":
             return
         self._cancel_b()
+        self._close_attempt(408, R.RESPONSE_TIMEOUT)
         self.try_next(R.RESPONSE_TIMEOUT)
 
     def _ringing_timeout(self) -> None:
@@ -851,6 +867,7 @@ class Call:
         if self.proxied and not media_gone and b2b.media is not None:
             self.media_stats = b2b.media.delete(self.media_id, reason.name)
         record = self.record
+        self._close_attempt(status, reason)
         record.end = b2b.wall()
         record.sip_code = status
         record.reason = reason.name

@@ -34,6 +34,8 @@ class CallRecord:
     attempts: int = 0                  # vendor attempts (failover)
     dtmf: str = ""                     # digits seen in the call, in order
     media: dict = field(default_factory=dict)   # per-leg packets/bytes/loss/jitter
+    # one entry per vendor attempt (failover): vendor, address, times, SIP code, reason
+    attempt_details: list = field(default_factory=list)
     # billing (control.charging): the customer's rate and fee, the vendor's cost
     rate_table: str = ""
     rate_prefix: str | None = None

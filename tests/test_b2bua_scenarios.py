@@ -383,6 +383,12 @@ def test_failover_codes_try_the_next_vendor(status):
     assert final.status == 486 and flow == CALLER
     (record,) = sink.records
     assert record.attempts == 2 and record.vendor == "v2" and record.sip_code == 486
+    first, last = record.attempt_details
+    assert (first["seq"], first["vendor"], first["sip_code"]) == (1, "v1", status)
+    assert first["termination_reason"] == ("Response Timeout" if status == 408 else "NoAvailableRouter")
+    assert (last["seq"], last["vendor_ip"], last["sip_code"], last["termination_reason"]) == (
+        2, "10.0.0.3", 486, "User Busy")
+    assert first["start_time"] <= first["end_time"] <= last["start_time"] <= last["end_time"]
 
 
 def test_last_vendor_failing_passes_its_code_to_the_caller():

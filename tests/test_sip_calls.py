@@ -141,6 +141,11 @@ def test_failover_on_503_then_answer(switch_factory, peers):
               ("good", good_port, {"role": ["-sn", "uas"]})])
     (record,) = switch.wait_records(1)
     assert record["sip_code"] == 200 and record["attempts"] == 2 and record["vendor"] == "good"
+    from control.store.schema import cdr_attempts
+    from sqlalchemy import select
+    stored = switch.call(lambda: [dict(r._mapping) for r in switch.switch.store.engine.connect().execute(
+        select(cdr_attempts.c.seq, cdr_attempts.c.vendor, cdr_attempts.c.sip_code).order_by(cdr_attempts.c.seq))])
+    assert stored == [{"seq": 1, "vendor": "broken", "sip_code": 503}, {"seq": 2, "vendor": "good", "sip_code": 200}]
 
 
 def test_silent_vendor_times_out_and_fails_over(switch_factory, peers):

@@ -126,7 +126,7 @@ def latest_records(db: Store | Connection, limit: int = 100) -> list[dict]:
     the first CDR sink returned)."""
     from control.cdr import CallRecord
     stmt = select(cdrs).order_by(cdrs.c.id.desc()).limit(limit)
-    names = [f.name for f in dataclasses.fields(CallRecord)]
+    names = [f.name for f in dataclasses.fields(CallRecord) if f.name != "attempt_details"]
     with transaction(db, write=False) as conn:
         rows = [as_dict(row) for row in conn.execute(stmt)]
     return [{name: row[RECORD_FIELDS.get(name, name)] for name in names} for row in rows]
