@@ -17,6 +17,8 @@ import uuid
 from collections import Counter
 
 from control import reasons as R
+from control.billing.rating import hold_time, records_cdr
+from control.billing.settings import BillingParams
 from control.call import Call
 from control.cdr import CallRecord
 from control.config import SwitchConfig
@@ -290,6 +292,12 @@ class B2BUA:
         self.calls_by_media.pop(call.media_id, None)
 
     def record(self, record: CallRecord) -> None:
+        """Hand an ended call's record to the sink, unless it held no time and
+        SERVER_BILLING_RECORD_ZERO_HOLD_TIME says such calls leave no record."""
+        billing = BillingParams.from_store(self.params)
+        if not records_cdr(hold_time(int(round(record.duration_s * 1000)), billing), billing):
+            self.stats["cdrs_skipped"] += 1
+            return
         self.stats["cdrs"] += 1
         if self.cdr_sink is not None:
             self.cdr_sink.write(record)

@@ -823,3 +823,15 @@ def test_every_reason_is_named_once_with_its_spec_code():
     assert reasons.for_vendor_status(486) is reasons.USER_BUSY
     assert reasons.for_vendor_status(503) is reasons.NO_AVAILABLE_ROUTER
     assert reasons.for_vendor_status(403) is reasons.CALLEE_REJECTED
+
+
+def test_zero_hold_time_calls_leave_no_record_when_the_parameter_says_so():
+    b2b, timers, sink = make({"SERVER_BILLING_RECORD_ZERO_HOLD_TIME": False}, vendors=TWO_VENDORS)
+    vendor_invite = start_call(b2b)
+    b2b.receive(answer(vendor_invite, 486), VENDOR)        # refused: nothing held
+    take(b2b)
+    assert sink.records == [] and b2b.stats["cdrs_skipped"] == 1
+    b2b2, timers2, sink2 = make(vendors=TWO_VENDORS)       # the default: every attempt is recorded
+    vendor_invite = start_call(b2b2)
+    b2b2.receive(answer(vendor_invite, 486), VENDOR)
+    assert len(sink2.records) == 1
