@@ -522,13 +522,21 @@ def test_fuzz_parser(value):
 @given(header_text)
 def test_fuzz_parse_challenges_and_client(value):
     try:
-        parse_challenges(value)
+        challenges = parse_challenges(value)
     except ValueError:
-        pass
+        challenges = None
+    else:
+        assert all(isinstance(c, Challenge) and isinstance(c.realm, str) and isinstance(c.nonce, str)
+                   for c in challenges)
     try:
-        DigestClient("alice", "pw").authorize(value, "REGISTER", URI)
+        header = DigestClient("alice", "pw").authorize(value, "REGISTER", URI)
     except ValueError:
-        pass
+        return
+    # an answer exists only for a usable challenge, and it names the user and that challenge
+    assert challenges
+    scheme, params = parse_auth_header(header)[0]
+    assert scheme.lower() == "digest" and params["username"] == "alice" and params["uri"] == URI
+    assert any(params["realm"] == c.realm and params["nonce"] == c.nonce for c in challenges)
 
 
 @settings(max_examples=300, deadline=None)
