@@ -31,6 +31,7 @@ from control.sip.message import (Request, SipParseError, error_response, make_re
                                  parse_name_addr, parse_uri)
 from control.sip.timer import Timers
 from control.sip.transaction import ServerTransaction, TransactionLayer
+from vosmedia import sdp as sdpmod
 
 log = logging.getLogger("vosmedia.b2bua")
 
@@ -271,15 +272,12 @@ class B2BUA:
     @staticmethod
     def behind_nat(sdp: bytes, source: str) -> bool:
         """Auto media proxy: relay when the SDP's address is private or not the signalling source."""
-        for line in sdp.split(b"\n"):
-            if line.startswith(b"c="):
-                address = line.split()[-1].decode("ascii", "replace").strip()
-                try:
-                    parsed = ipaddress.ip_address(address)
-                except ValueError:
-                    return True
-                return address != source or (parsed.is_private and not parsed.is_loopback)
-        return True
+        try:
+            address = sdpmod.parse(sdp).endpoint(0).address
+            parsed = ipaddress.ip_address(address)
+        except (sdpmod.SdpError, IndexError, ValueError):
+            return True                  # unreadable: relaying is the safe choice
+        return address != source or (parsed.is_private and not parsed.is_loopback)
 
     def register_dialog(self, call: Call, side: str, dialog: Dialog) -> None:
         self.dialogs[(dialog.call_id, dialog.local_tag)] = (call, side)

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 FAILOVER_CODES = {408}
 MIN_SE = 90
-STATIC_CODECS = {b"0": "PCMU", b"8": "PCMA", b"18": "G729", b"9": "G722", b"3": "GSM", b"4": "G723"}
 
 
 def _session_expires(value: str | None) -> tuple[int, str | None] | None:
@@ -47,25 +46,23 @@ def _has_option(message, header: str, option: str) -> bool:
     return any(value.strip().lower() == option for value in message.headers.get_all(header))
 
 
+def audio_codecs(sdp: bytes) -> list:
+    """The codecs of an SDP's first audio stream, as the project's SDP model reads them
+    (static payload types named per RFC 3551); none for a missing or unreadable SDP."""
+    if not sdp:
+        return []
+    try:
+        desc = sdpmod.parse(sdp)
+    except sdpmod.SdpError:
+        return []
+    media = next((m for m in desc.media if m.media == "audio"), None)
+    return media.codecs() if media is not None else []
+
+
 def first_codec(sdp: bytes) -> str:
     """The first audio codec of an SDP, by name (for the call record)."""
-    if not sdp:
-        return ""
-    lines = sdp.split(b"\n")
-    pt = None
-    for line in lines:
-        if line.startswith(b"m=audio"):
-            fields = line.split()
-            if len(fields) > 3:
-                pt = fields[3].strip()
-            break
-    if pt is None:
-        return ""
-    prefix = b"a=rtpmap:" + pt + b" "
-    for line in lines:
-        if line.startswith(prefix):
-            return line[len(prefix):].split(b"/")[0].strip().decode("ascii", "replace")
-    return STATIC_CODECS.get(pt, pt.decode("ascii", "replace"))
+    codecs = audio_codecs(sdp)
+    return (codecs[0].encoding or str(codecs[0].pt)) if codecs else ""
 
 
 class Call:
@@ -914,13 +911,7 @@ def offer_telephone_event(sdp: bytes, pt: int) -> bytes:
 
 def telephone_event_pt(sdp: bytes) -> int | None:
     """The telephone-event payload type an SDP negotiates (first audio m= line)."""
-    for line in (sdp or b"").split(b"\n"):
-        line = line.strip()
-        if line.startswith(b"a=rtpmap:") and b"telephone-event/" in line.lower():
-            pt = line[9:].split(b" ", 1)[0]
-            if pt.isdigit():
-                return int(pt)
-    return None
+    return next((c.pt for c in audio_codecs(sdp) if c.encoding.lower() == "telephone-event"), None)
 
 
 def parse_dtmf_info(content_type: str | None, body: bytes) -> tuple[str, int] | None:

@@ -36,17 +36,15 @@ log = logging.getLogger("vosmedia.cli")
 
 
 def _host_port(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[V6ADDR]:PORT`` or ``PORT`` (on 127.0.0.1)."""
-    host, port = "127.0.0.1", text
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"expected [ADDRESS]:PORT, got {text!r}")
-    elif ":" in text:
-        host, _, port = text.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    """``HOST:PORT``, ``[V6ADDR]:PORT`` or ``PORT`` (on 127.0.0.1), by the configuration's rule."""
+    from control.config import ConfigError, parse_host_port
+    try:
+        host, port = parse_host_port(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if port == 0:
         raise argparse.ArgumentTypeError(f"bad port in {text!r} (1-65535)")
-    return host or "0.0.0.0", int(port)
+    return host, port
 
 
 def _param(name: str):
