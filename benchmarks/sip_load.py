@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,30 +46,31 @@ def last_stat(path: Path) -> dict:
     return dict(zip(header, last))
 
 
+def udp_port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def wait_port(port: int, proc, timeout=15):
-    import socket
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("the switch exited during start-up")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return
+        if udp_port_taken(port):
+            return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port}")
 
 
 def ports_free(*ports: int) -> None:
     """A leftover peer on a benchmark port would answer in the next peer's place."""
-    import socket
     for port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                raise RuntimeError(f"UDP port {port} is taken: stop the leftover peer first") from None
+        if udp_port_taken(port):
+            raise RuntimeError(f"UDP port {port} is taken: stop the leftover peer first")
 
 
 def run_vosmedia(rate: int, calls: int, hold: int, media: bool) -> dict:
