@@ -411,23 +411,15 @@ cdef void dtmf_unschedule(Worker *w, Leg *leg) noexcept nogil:
 
 
 cdef void push_dtmf_event(Worker *w, const Leg *leg, const DtmfDigit *dg, uint8_t forward) noexcept nogil:
-    cdef Event *ev
-    cdef uint64_t one = 1
-    if w.ev_count == w.ev_cap:
-        w.totals.events_lost += 1
+    cdef Event *ev = claim_event(w, EVENT_DTMF, leg)
+    if ev == NULL:
         return
-    ev = &w.events[(w.ev_head + w.ev_count) % w.ev_cap]
-    memset(ev, 0, sizeof(Event))
-    ev.kind = EVENT_DTMF
-    ev.session = leg.session
-    ev.side = leg.side
     ev.digit = dg.digit
     ev.method = dg.method
     ev.forward = forward
     ev.duration_ms = dg.duration_ms
     ev.start_ns = dg.start_ns
-    w.ev_count += 1
-    write(w.notifyfd, &one, 8)
+    post_event(w)
 
 
 cdef void dtmf_report(Worker *w, Leg *leg, char digit, uint8_t method, int32_t duration_ms,
@@ -1003,19 +995,34 @@ cdef void playout_forget(Worker *w, int32_t slot) noexcept nogil:
             return
 
 
-cdef void push_event(Worker *w, int kind, const Leg *leg, int64_t idle_ns) noexcept nogil:
+cdef Event *claim_event(Worker *w, int kind, const Leg *leg) noexcept nogil:
+    """The next free slot of the event ring, cleared and addressed to this leg (NULL and
+    counted as lost when the control plane has fallen behind)."""
     cdef Event *ev
-    cdef uint64_t one = 1
     if w.ev_count == w.ev_cap:
         w.totals.events_lost += 1
-        return
+        return NULL
     ev = &w.events[(w.ev_head + w.ev_count) % w.ev_cap]
+    memset(ev, 0, sizeof(Event))
     ev.kind = kind
     ev.session = leg.session
     ev.side = leg.side
-    ev.idle_ms = idle_ns // 1000000
+    return ev
+
+
+cdef void post_event(Worker *w) noexcept nogil:
+    """Publish the claimed event and wake the control plane's event fd."""
+    cdef uint64_t one = 1
     w.ev_count += 1
     write(w.notifyfd, &one, 8)
+
+
+cdef void push_event(Worker *w, int kind, const Leg *leg, int64_t idle_ns) noexcept nogil:
+    cdef Event *ev = claim_event(w, kind, leg)
+    if ev == NULL:
+        return
+    ev.idle_ms = idle_ns // 1000000
+    post_event(w)
 
 
 cdef void scan_timeouts(Worker *w, int64_t now) noexcept nogil:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, func, insert, select
 
 from control.store.engine import Store, transaction
-from control.store.rows import as_dict, jsonable, now
+from control.store.rows import jsonable, newest_first, now
 from control.store.schema import audit_log
 
 
@@ -28,20 +28,9 @@ def query(db: Store | Connection, *, entity: str | None = None, entity_id=None,
           operator: str | None = None, since: float | None = None, until: float | None = None,
           limit: int = 100, offset: int = 0) -> list[dict]:
     """Entries newest first, filtered; ``since`` <= time < ``until``."""
-    stmt = select(audit_log)
-    if entity is not None:
-        stmt = stmt.where(audit_log.c.entity == entity)
-    if entity_id is not None:
-        stmt = stmt.where(audit_log.c.entity_id == str(entity_id))
-    if operator is not None:
-        stmt = stmt.where(audit_log.c.operator == operator)
-    if since is not None:
-        stmt = stmt.where(audit_log.c.time >= since)
-    if until is not None:
-        stmt = stmt.where(audit_log.c.time < until)
-    stmt = stmt.order_by(audit_log.c.id.desc()).limit(limit).offset(offset)
-    with transaction(db, write=False) as conn:
-        return [as_dict(row) for row in conn.execute(stmt)]
+    return newest_first(db, audit_log, since=since, until=until, limit=limit, offset=offset,
+                        equal={"entity": entity, "operator": operator,
+                               "entity_id": None if entity_id is None else str(entity_id)})
 
 
 def count(db: Store | Connection) -> int:

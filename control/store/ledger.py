@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, insert, literal, select, update
 
 from control.store import audit
 from control.store.engine import InsufficientFunds, NotFound, Store, transaction
-from control.store.rows import as_dict, check_values, now
+from control.store.rows import as_dict, check_values, newest_first, now
 from control.store.schema import accounts, ledger
 from control.store.types import Money, to_units
 
@@ -100,18 +100,8 @@ def entries(db: Store | Connection, account_id: str | None = None, *, kind: str 
             since: float | None = None, until: float | None = None, limit: int | None = 100,
             offset: int = 0) -> list[dict]:
     """Entries newest first; ``since`` <= time < ``until``."""
-    stmt = select(ledger)
-    if account_id is not None:
-        stmt = stmt.where(ledger.c.account_id == account_id)
-    if kind is not None:
-        stmt = stmt.where(ledger.c.kind == kind)
-    if since is not None:
-        stmt = stmt.where(ledger.c.time >= since)
-    if until is not None:
-        stmt = stmt.where(ledger.c.time < until)
-    stmt = stmt.order_by(ledger.c.id.desc()).limit(limit).offset(offset)
-    with transaction(db, write=False) as conn:
-        return [as_dict(row) for row in conn.execute(stmt)]
+    return newest_first(db, ledger, equal={"account_id": account_id, "kind": kind}, since=since,
+                        until=until, limit=limit, offset=offset)
 
 
 def balance_mismatches(db: Store | Connection) -> list[tuple[str, Decimal, Decimal]]:

@@ -6,9 +6,10 @@ import datetime
 import time
 from decimal import Decimal
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 
 from control.store import schema
+from control.store.engine import transaction
 from control.store.types import Fixed, to_units
 
 # Columns with fixed choices, checked before the database's CHECK constraint so the error
@@ -34,6 +35,23 @@ def now() -> float:
 
 def as_dict(row) -> dict:
     return dict(row._mapping)
+
+
+def newest_first(db, table: Table, *, equal: dict, since: float | None, until: float | None,
+                 limit: int | None, offset: int) -> list[dict]:
+    """Rows of a time-stamped log table (``time``, ``id``) matching the non-None ``equal``
+    values, with ``since`` <= time < ``until``, newest first, one page."""
+    stmt = select(table)
+    for name, value in equal.items():
+        if value is not None:
+            stmt = stmt.where(table.c[name] == value)
+    if since is not None:
+        stmt = stmt.where(table.c.time >= since)
+    if until is not None:
+        stmt = stmt.where(table.c.time < until)
+    stmt = stmt.order_by(table.c.id.desc()).limit(limit).offset(offset)
+    with transaction(db, write=False) as conn:
+        return [as_dict(row) for row in conn.execute(stmt)]
 
 
 def check_values(table: Table, values: dict, *, read_only: frozenset[str] = frozenset()) -> dict:
