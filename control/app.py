@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import time
 
 from control.b2bua import B2BUA
-from control.billing.rates import RateTable
-from control.charging import Charging
 from control.store import StoreWriter, open_store, upgrade_to_head
-from control.store import accounts as store_accounts
+from control.services import Services
+from control.services.logins import Logins
+from control.store import entities
+from control.web.api import build_api
+from control.web.server import WebServer
+from control.services.accounts import bootstrap_account
 from control.config import SwitchConfig
 from control.media import MediaControl
 from control.params import ParamStore
@@ -27,7 +31,8 @@ class Switch:
     """A running switch. ``await start()``, then ``await stop()``."""
 
     def __init__(self, config: SwitchConfig, *, data_dir: str = ".", media_interfaces=None,
-                 media: bool = True, num_threads: int = 1, store_url: str | None = None):
+                 media: bool = True, num_threads: int = 1, store_url: str | None = None,
+                 web_listen: tuple[str, int] | None = None, admin_password: str | None = None):
         self.config = config
         self.params = ParamStore(config.params)
         self.data_dir = data_dir
@@ -41,6 +46,10 @@ class Switch:
         self.transport: SipTransport | None = None
         self.store = None
         self.cdr: StoreWriter | None = None
+        self.web_listen = web_listen                 # None: no Web API
+        self.admin_password = admin_password
+        self.web: WebServer | None = None
+        self.web_address: tuple[str, int] | None = None
         self.addresses: list[tuple[str, int]] = []
         self._tasks: list[asyncio.Task] = []
 
@@ -52,7 +61,10 @@ class Switch:
         self.store = open_store(self.store_url)
         upgrade_to_head(self.store)
         self.cdr = StoreWriter(self.store, os.path.join(self.data_dir, "journal"))
-        self.charging = self._load_charging()
+        self.logins = Logins(self.store, Logins.secret_file(os.path.join(self.data_dir, "web-secret")))
+        self._first_login()
+        self.services = self._open_services()
+        self.charging = self.services.charging
         media = None
         if self.use_media:
             from vosmedia.engine import MediaEngine
@@ -82,25 +94,44 @@ class Switch:
         bound_port = self.addresses[0][1]
         self.core.local.update({"udp": (host, bound_port), "tcp": (host, bound_port)})
         self._tasks.append(loop.create_task(self._housekeeping()))
+        if self.web_listen is not None:
+            self.web = WebServer(build_api(self.services, self.logins), *self.web_listen)
+            self.web_address = await self.web.start()
         log.info("switch ready: SIP on %s; media %s", ", ".join(f"{h}:{p}" for h, p in self.addresses),
                  ", ".join(self.media_interfaces) if self.engine else "not proxied")
 
-    def _load_charging(self) -> Charging | None:
-        """Rate tables from their CSV files; rated customers' accounts from the store (created
-        with the configured opening balance the first time: from then on the ledger rules)."""
-        rated = [c for c in self.config.customers if c.rate_table]
-        if not rated and not any(v.rate_table for v in self.config.vendors):
-            return None
-        charging = Charging(self.params, self.cdr)
+    def _first_login(self) -> None:
+        """A fresh store gets one super admin login, ``admin``: its password is the one
+        given, else a random one written to ``<data dir>/admin-password`` (mode 0600)."""
+        if entities.find(self.store, "operators", limit=1):
+            return
+        password = self.admin_password
+        if not password:
+            password = secrets.token_urlsafe(12)
+            path = os.path.join(self.data_dir, "admin-password")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(password + "\n")
+            log.warning("created the Web login 'admin'; its password is in %s", path)
+        self.logins.add("admin", password, role="super admin")
+
+    def _open_services(self) -> Services:
+        """Accounts, tariffs and funds from the store. A configuration file's rate tables
+        and rated customers are created the first time (with their opening balance);
+        from then on the store rules and operators change it through the services."""
+        services = Services.open(self.store, self.params, self.cdr)
         for name, path in self.config.rate_tables.items():
-            charging.add_table(name, RateTable.from_csv(path))
-        for customer in rated:
-            if store_accounts.get_account(self.store, customer.account) is None:
-                store_accounts.create_account(self.store, {
-                    "id": customer.account, "name": customer.name, "kind": "customer",
-                    "balance": customer.balance, "credit_limit": customer.credit_limit})
-        charging.load_store_accounts(store_accounts.list_accounts(self.store))
-        return charging
+            services.tariffs.bootstrap_table(name, path)
+        for customer in self.config.customers:
+            if customer.rate_table:
+                bootstrap_account(services.accounts, customer.account, customer.name,
+                                  rate_table=customer.rate_table, balance=customer.balance,
+                                  credit_limit=customer.credit_limit)
+        for vendor in self.config.vendors:
+            if vendor.account:
+                bootstrap_account(services.accounts, vendor.account, vendor.name, kind="vendor",
+                                  balance=vendor.balance, credit_limit=vendor.credit_limit)
+        return services
 
     def _engine_events(self) -> None:
         try:
@@ -124,6 +155,8 @@ class Switch:
                 log.exception("housekeeping failed")
 
     async def stop(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
         for task in self._tasks:
             task.cancel()
         if self.core is not None:

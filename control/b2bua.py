@@ -253,7 +253,8 @@ class B2BUA:
         caller = caller_addr.uri.user_unescaped or ""
         targets = self.registrar.targets_for(callee)
         if not targets:
-            targets = [("vendor", vendor) for vendor in self.config.vendors_for(callee)]
+            targets = [("vendor", vendor) for vendor in self.config.vendors_for(callee)
+                       if self.charging is None or self.charging.vendor_usable(vendor.account)]
         call = Call(self, request, txn, flow, customer=customer, phone=phone, caller=caller,
                     callee=callee, targets=targets)
         txn.call = call

@@ -111,6 +111,7 @@ class Call:
         now = b2b.wall()
         self.record = CallRecord(call_id=invite.call_id, caller=caller, callee=callee,
                                  customer=customer.name if customer else (phone.customer if phone else ""),
+                                 customer_id=(customer.account or None) if customer else None,
                                  caller_ip=flow[1][0], start=now)
         self.started = b2b.timers.now
 
@@ -119,9 +120,9 @@ class Call:
     def start(self) -> None:
         b2b = self.b2b
         customer = self.customer
-        if customer is not None and customer.rate_table and b2b.charging is not None:
+        if customer is not None and b2b.charging is not None:
             try:
-                self.billing = b2b.charging.admit(customer.account, customer.rate_table, self.record.callee)
+                self.billing = b2b.charging.admit(customer.account, self.record.callee, self.record.start)
             except Refused as exc:
                 self.fail(exc.reason, "switch", detail=exc.detail)
                 return
@@ -817,7 +818,7 @@ class Call:
         duration_ms = int(round((record.end - record.answer) * 1000))
         charging.settle(self.billing, duration_ms, record.call_id, record)
         target = self.targets[self.attempt][1] if 0 <= self.attempt < len(self.targets) else None
-        charging.vendor_cost(getattr(target, "rate_table", None), duration_ms, record)
+        charging.vendor_cost(target, duration_ms, record)
 
     def _bye(self, side: str, cause: int | None = None) -> None:
         dialog = self._dialog(side)

@@ -17,6 +17,7 @@ class CallRecord:
     callee: str
     customer: str = ""
     vendor: str = ""
+    customer_id: str | None = None     # the billed account (the agent tree scopes records by it)
     caller_ip: str = ""
     vendor_ip: str = ""
     start: float = 0.0                 # INVITE received (Unix time)

@@ -15,14 +15,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from control import reasons as R
-from control.accounts.model import Account, Status
-from control.accounts.status import check_chain
+from control.accounts.model import Account
 from control.billing import rating
-from control.billing.rates import RateNotFound, RateTable
+from control.billing.rates import RateNotFound
 from control.billing.reservations import InsufficientBalance, Reservation, Reservations
 from control.billing.settings import BillingParams
 
@@ -48,67 +47,56 @@ class CallBilling:
 
 
 class Charging:
-    def __init__(self, params, writer=None):
+    """The call path's side of billing. ``accounts`` answers ``record(account_id)`` (the
+    directory's record: status, expiry, agent, limits, tariff names) and ``usable(...)``;
+    ``tariffs`` picks the rate table for a call; ``funds`` holds balances and
+    reservations. All three are in memory; changes reach them through
+    :mod:`control.services` as they reach the store."""
+
+    def __init__(self, params, writer, accounts, tariffs, funds: Reservations):
         self.params = params                    # the ParamStore (billing parameters are hot)
         self.writer = writer                    # the durable writer: charge(account, amount, ...)
-        self.reservations = Reservations()
-        self.tables: dict[str, RateTable] = {}
-        self.accounts: dict[str, Account] = {}
+        self.accounts = accounts
+        self.tariffs = tariffs
+        self.reservations = funds
         self.active: Counter = Counter()         # account -> calls admitted and not yet ended
 
     def billing_params(self) -> BillingParams:
         return BillingParams.from_store(self.params)
 
-    def add_table(self, name: str, table: RateTable) -> None:
-        self.tables[name] = table
-
-    def load_account(self, account: str, balance: Decimal, credit_limit: Decimal = Decimal(0)) -> None:
-        self.reservations.load(account, balance, credit_limit)
-
-    def load_store_accounts(self, rows) -> None:
-        """Accounts as the store holds them (status, expiry, agent, limits, funds)."""
-        for row in rows:
-            self.accounts[row["id"]] = Account(
-                id=row["id"], name=row["name"], status=Status(row["status"]), expiry=row["expiry_date"],
-                concurrent_limit=row["concurrent_call_limit"], agent_id=row["agent_id"])
-            self.reservations.load(row["id"], row["balance"], row["credit_limit"])
-
-    def _chain(self, account: Account):
-        seen = set()
-        while account is not None and account.id not in seen:
-            seen.add(account.id)
-            yield account
-            account = self.accounts.get(account.agent_id) if account.agent_id else None
-
-    def _check_account(self, account_id: str, today: date) -> None:
-        account = self.accounts.get(account_id)
-        if account is None:
-            return                               # funds loaded without store details (tests, tools)
-        usable = check_chain(self._chain(account), today)
+    def _check_account(self, account: Account, today: date) -> None:
+        usable = self.accounts.directory.usable(account.id, today)
         if not usable:
             raise Refused(R.BY_NAME[usable.reason], usable.detail)
         limit = account.concurrent_limit
-        if limit is not None and self.active[account_id] >= limit:
-            raise Refused(R.CONNECTION_LIMIT, f"account {account_id} has {self.active[account_id]} of {limit} calls")
+        if limit is not None and self.active[account.id] >= limit:
+            raise Refused(R.CONNECTION_LIMIT, f"account {account.id} has {self.active[account.id]} of {limit} calls")
 
     # ------------------------------------------------------------------ the call path
 
-    def admit(self, account: str, table_name: str, number: str, today: date | None = None) -> CallBilling:
-        self._check_account(account, today or date.today())
-        table = self.tables.get(table_name)
+    def admit(self, account_id: str, number: str, start: float) -> CallBilling | None:
+        """Admit a call set up at ``start`` (Unix seconds) or raise :class:`Refused`.
+        None: the account is unknown to billing or has no tariff (the call is not rated)."""
+        account = self.accounts.record(account_id)
+        if account is None:
+            return None
+        self._check_account(account, datetime.fromtimestamp(start, timezone.utc).date())
+        table = self.tariffs.table_for(account.rate_table, account.period_rate, start)
         if table is None:
-            raise Refused(R.RATE_NOT_FOUND, f"rate table {table_name!r} is not loaded")
+            if account.rate_table or account.period_rate:
+                raise Refused(R.RATE_NOT_FOUND, f"account {account_id}'s tariff is not loaded")
+            return None
         try:
             rate = table.rate_for(number)
         except RateNotFound:
-            raise Refused(R.RATE_NOT_FOUND, f"no rate for {number} in {table_name}") from None
+            raise Refused(R.RATE_NOT_FOUND, f"no rate for {number} in {table.name}") from None
         amount = rating.reservation(rate, self.billing_params())
         try:
-            held = self.reservations.reserve(account, amount)
+            held = self.reservations.reserve(account_id, amount)
         except InsufficientBalance as exc:
             raise Refused(R.INSUFFICIENT_BALANCE, f"reservation {exc.needed} > free funds {exc.free}") from None
-        self.active[account] += 1
-        return CallBilling(account, table_name, rate, held)
+        self.active[account_id] += 1
+        return CallBilling(account_id, table.name, rate, held)
 
     def max_duration(self, call: CallBilling) -> int | None:
         """Seconds the call may last, paid by its free funds (None: no limit)."""
@@ -138,9 +126,25 @@ class Charging:
         if self.writer is not None and priced.fee:
             self.writer.charge(call.account, -priced.fee, call_id=call_id, memo=f"call to {record.callee}")
 
-    def vendor_cost(self, table_name: str | None, duration_ms: int, record) -> None:
-        """The vendor's cost of an answered call and the call's profit."""
-        table = self.tables.get(table_name) if table_name else None
+    def vendor_usable(self, account_id: str) -> bool:
+        """Whether calls may go to a vendor: no vendor account (nothing to check), or one
+        that is usable (itself and its agents Active, unexpired) with money left
+        (balance + credit limit > 0). An exhausted vendor is skipped without delay."""
+        if not account_id:
+            return True
+        account = self.accounts.record(account_id)
+        if account is None:
+            return True
+        if not self.accounts.directory.usable(account_id, date.today()):
+            return False
+        funds = self.reservations.funds(account_id)
+        return funds.balance + funds.credit_limit > 0
+
+    def vendor_cost(self, vendor, duration_ms: int, record) -> None:
+        """The vendor's cost of an answered call (its rate table) and the call's profit;
+        a vendor with an account is charged the cost."""
+        table_name = getattr(vendor, "rate_table", None)
+        table = self.tariffs.tables.get(table_name) if table_name else None
         rate = table.lookup(record.callee) if table is not None else None
         if rate is not None:
             priced = rating.rate_call(duration_ms, rate, self.billing_params())
@@ -148,4 +152,10 @@ class Charging:
             record.vendor_rate_prefix = rate.prefix
             record.vendor_rate = rate.price
             record.cost = priced.fee
+            account = getattr(vendor, "account", "")
+            if priced.fee and account and self.accounts.record(account) is not None:
+                self.reservations.add_to_balance(account, -priced.fee)
+                if self.writer is not None:
+                    self.writer.charge(account, -priced.fee, call_id=record.call_id,
+                                       memo=f"cost of call to {record.callee}")
         record.profit = record.fee - record.cost

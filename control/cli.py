@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--store", metavar="URL",
                      help="the store: a PostgreSQL URL (postgresql://user:pass@host/db) or an SQLite "
                           "file (default DIR/vosmedia.db)")
+    run.add_argument("--web-listen", metavar="HOST:PORT", type=_host_port, default=("127.0.0.1", 8080),
+                     help="the Web API (default 127.0.0.1:8080)")
+    run.add_argument("--no-web", action="store_true", help="do not serve the Web API")
+    run.add_argument("--admin-password", metavar="TEXT",
+                     help="password of the first Web login 'admin' on a fresh store (default: "
+                          "'admin' with --demo, else random, written to DIR/admin-password)")
     run.set_defaults(func=run_switch)
 
     report = commands.add_parser(
@@ -288,7 +294,9 @@ async def _serve_switch(config, args) -> int:
     from control.app import Switch
 
     switch = Switch(config, data_dir=args.data_dir, media_interfaces=args.media_interface,
-                    media=not args.no_media, num_threads=args.num_threads, store_url=args.store)
+                    media=not args.no_media, num_threads=args.num_threads, store_url=args.store,
+                    web_listen=None if args.no_web else args.web_listen,
+                    admin_password=args.admin_password or ("admin" if args.demo else None))
     try:
         await switch.start()
     except (OSError, ValueError) as exc:

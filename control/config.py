@@ -42,6 +42,9 @@ host = "127.0.0.1"
 port = 5090
 transport = "udp"
 prefixes = [""]                    # "" matches every number
+rate_table = "wholesale"           # optional: the vendor's prices (cost, profit)
+account = "V1"                     # optional: the vendor account charged each call's cost;
+balance = "100.00"                 #   while balance + credit_limit <= 0 the vendor is skipped
 ```
 The account, routing and billing issues grow these sections into their own stores; the
 file stays the bootstrap for a fresh switch.
@@ -125,6 +128,9 @@ class Vendor:
     media_proxy: int | None = None
     dtmf: DtmfSettings = DtmfSettings()
     rate_table: str | None = None     # the vendor's prices: cost and profit per call
+    account: str = ""                 # vendor account charged the cost; "" = none (never skipped)
+    balance: Decimal = Decimal(0)     # its opening balance, booked once when the account is created
+    credit_limit: Decimal = Decimal(0)
 
 
 @dataclass
@@ -302,7 +308,8 @@ def from_dict(data: dict) -> SwitchConfig:
         config.vendors.append(Vendor(str(item["name"]), str(item["host"]),
                                      _int(item, "port", 5060, 1, 65535, where), transport, tuple(prefixes),
                                      _media_proxy(item.get("media_proxy"), where), _dtmf(item, where),
-                                     _table_ref(item, where, config)))
+                                     _table_ref(item, where, config), str(item.get("account", "")),
+                                     _money(item, "balance", where), _money(item, "credit_limit", where)))
     return config
 
 

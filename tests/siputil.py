@@ -51,11 +51,11 @@ def free_media_port() -> int:
 class RunningSwitch:
     """The real switch on its own asyncio loop in a background thread."""
 
-    def __init__(self, config, data_dir: Path, media: bool = True):
+    def __init__(self, config, data_dir: Path, media: bool = True, **options):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.switch = Switch(config, data_dir=str(data_dir), media=media)
+        self.switch = Switch(config, data_dir=str(data_dir), media=media, **options)
         self.run(self.switch.start())
         self.port = self.switch.addresses[0][1]
 

@@ -334,6 +334,8 @@ OUTSIDE = ("R", "B", "B1", "X")
 NOT_FOR_USERS = {
     "load": "the store fills an empty directory at start",
     "usable": "the call path asks on its own behalf",
+    "peek": "the call path reads records on its own behalf",
+    "revert": "the services undo a change the store refused",
 }
 AGENT_CALLS = {
     "get": lambda d, who, t: d.get(who, t),

@@ -40,8 +40,12 @@ def _names(authorizations: Iterable[Authorization]) -> str:
 
 class AccountDirectory:
     def __init__(self, operators: OperatorDirectory, audit: AuditLog | None = None,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+                 clock: Callable[[], datetime] = _utc_now,
+                 balance_of: Callable[[str], Any] | None = None) -> None:
         self.operators = operators
+        # The live balance where something else holds it (the switch's funds, which call
+        # charges change); by default the record's own figure.
+        self._balance_of = balance_of or (lambda account_id: self._accounts[account_id].balance)
         self.audit = audit if audit is not None else operators.audit
         self._clock = clock
         self._lock = threading.RLock()
@@ -91,12 +95,13 @@ class AccountDirectory:
     # -- the permission check, for this package and for phones, gateways, payments ... -------
 
     def require(self, actor: Actor, module: Module, right: Right, target: str | None = None, *,
-                authorization: Authorization | None = None, include_self: bool = True) -> None:
+                authorization: Authorization | None = None, include_self: bool = True,
+                field: str = "account") -> None:
         """Raise NotFound or PermissionDenied unless ``actor`` may use ``right`` on ``module``
-        for data belonging to account ``target``."""
+        for data belonging to account ``target``; ``field`` is the request field errors name."""
         with self._lock:
             self._guard.require(actor, module, right, target, authorization=authorization,
-                                include_self=include_self)
+                                include_self=include_self, field=field)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -225,8 +230,9 @@ class AccountDirectory:
             if self._tree.children(account_id):
                 raise AccountError("id", f"account {account_id!r} has sub-accounts; move or "
                                          "delete them first")
-            if old.balance != 0:
-                raise AccountError("balance", f"is {old.balance}; settle it to 0 with a "
+            balance = self._balance_of(account_id)
+            if balance != 0:
+                raise AccountError("balance", f"is {balance}; settle it to 0 with a "
                                               "payment before deleting the account")
             owners = frozenset(self._tree.chain(account_id))
             self._tree.remove(account_id)
@@ -252,6 +258,29 @@ class AccountDirectory:
             entry = self._record(actor, "account.payment", old, new,
                                  frozenset(self._tree.chain(account_id)), memo)
             return Changeset(saved=(new,), audit=(entry,))
+
+    def revert(self, before: Iterable[tuple[str, Account | None]]) -> None:
+        """Put records back as they were, ``(id, record or None if it did not exist)``,
+        after the store refused to persist a change this directory already applied.
+        Not audited: the change never happened as far as anyone can see."""
+        with self._lock:
+            for account_id, record in before:
+                if record is None:
+                    if account_id in self._accounts:
+                        self._tree.remove(account_id)
+                        del self._accounts[account_id]
+                    continue
+                if account_id in self._accounts:
+                    self._tree.move(account_id, record.agent_id)
+                else:
+                    self._tree.add(account_id, record.agent_id)
+                self._accounts[account_id] = record
+
+    def peek(self, account_id: str) -> Account | None:
+        """The record without a rights check: for the switch's own code (the call path,
+        rollbacks), never for a request."""
+        with self._lock:
+            return self._accounts.get(account_id)
 
     # -- rules ------------------------------------------------------------------------------
 

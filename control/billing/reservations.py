@@ -69,6 +69,23 @@ class Reservations:
                 funds.balance = Decimal(balance)
                 funds.credit_limit = Decimal(credit_limit)
 
+    def add_to_balance(self, account: str, amount: Decimal, *, keep_free: bool = False) -> Decimal:
+        """A payment: add ``amount`` (negative takes) to the balance; with ``keep_free`` a
+        debit beyond the free funds raises InsufficientBalance and changes nothing.
+        Returns the new balance."""
+        amount = Decimal(amount)
+        with self._lock:
+            funds = self._funds[account]
+            if keep_free and amount < 0 and funds.free + amount < 0:
+                raise InsufficientBalance(account, -amount, funds.free)
+            funds.balance += amount
+            return funds.balance
+
+    def forget(self, account: str) -> None:
+        """The account is gone (deleted with nothing held)."""
+        with self._lock:
+            self._funds.pop(account, None)
+
     def funds(self, account: str) -> Funds:
         with self._lock:
             f = self._funds[account]

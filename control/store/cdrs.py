@@ -80,9 +80,13 @@ def insert_cdrs(db: Store | Connection, rows: Iterable[dict]) -> list[int]:
 
 
 def _filters(stmt, *, since=None, until=None, customer=None, customer_id=None, caller=None,
-             callee=None, reason=None, routing_gateway=None, vendor=None, sip_code=None):
-    """``since`` <= start_time < ``until``; numbers match by prefix."""
+             callee=None, reason=None, routing_gateway=None, vendor=None, sip_code=None,
+             customer_ids=None):
+    """``since`` <= start_time < ``until``; numbers match by prefix; ``customer_ids``: only
+    records of these accounts (an agent's subtree)."""
     c = cdrs.c
+    if customer_ids is not None:
+        stmt = stmt.where(c.customer_id.in_(list(customer_ids)))
     if since is not None:
         stmt = stmt.where(c.start_time >= since)
     if until is not None:
