@@ -15,7 +15,7 @@ from control.services.logins import Logins
 from control.store import entities
 from control.web.api import build_api
 from control.web.server import WebServer
-from control.services.accounts import bootstrap_account
+from control.services.bootstrap import bootstrap_customer, bootstrap_vendor
 from control.config import SwitchConfig
 from control.media import MediaControl
 from control.params import ParamStore
@@ -87,13 +87,17 @@ class Switch:
         # (tests) is fixed up once bound
         local = {"udp": (host, first[1]), "tcp": (host, first[1])}
         self.core = B2BUA(timers, self.config, self.params, media, self.cdr, local=local,
-                          wall_offset=time.time() - loop.time(), charging=self.charging)
+                          wall_offset=time.time() - loop.time(), charging=self.charging,
+                          router=self.services.gateways.router)
+        self.services.gateways.listeners.append(self._routing_changed)
         self.transport = SipTransport(self.core, loop, tos=self.params.get("SS_QOS_SIGNAL"))
         for listen_host, port in self.config.listen:
             self.addresses.append(await self.transport.listen(listen_host, port))
         bound_port = self.addresses[0][1]
         self.core.local.update({"udp": (host, bound_port), "tcp": (host, bound_port)})
         self._tasks.append(loop.create_task(self._housekeeping()))
+        self.core.start_probes()
+        self.transport.flush()                   # arms the timer wake-up before any traffic
         if self.web_listen is not None:
             self.web = WebServer(build_api(self.services, self.logins), *self.web_listen)
             self.web_address = await self.web.start()
@@ -116,22 +120,22 @@ class Switch:
         self.logins.add("admin", password, role="super admin")
 
     def _open_services(self) -> Services:
-        """Accounts, tariffs and funds from the store. A configuration file's rate tables
-        and rated customers are created the first time (with their opening balance);
-        from then on the store rules and operators change it through the services."""
+        """Accounts, tariffs, gateways and funds from the store. What a configuration file
+        names (rate tables, customers with their mapping gateway, vendors with their
+        routing gateway) is created the first time, with its opening balance; from then
+        on the store rules and operators change it through the services."""
         services = Services.open(self.store, self.params, self.cdr)
         for name, path in self.config.rate_tables.items():
             services.tariffs.bootstrap_table(name, path)
         for customer in self.config.customers:
-            if customer.rate_table:
-                bootstrap_account(services.accounts, customer.account, customer.name,
-                                  rate_table=customer.rate_table, balance=customer.balance,
-                                  credit_limit=customer.credit_limit)
+            bootstrap_customer(services, customer)
         for vendor in self.config.vendors:
-            if vendor.account:
-                bootstrap_account(services.accounts, vendor.account, vendor.name, kind="vendor",
-                                  balance=vendor.balance, credit_limit=vendor.credit_limit)
+            bootstrap_vendor(services, vendor)
         return services
+
+    def _routing_changed(self, table) -> None:
+        # gateway addresses are the flood guard's trusted peers (a set swapped whole)
+        self.core.guard.trusted = table.trusted_addresses()
 
     def _engine_events(self) -> None:
         try:

@@ -5,9 +5,9 @@ framed TCP message) and the flow it came on; everything to send is appended to
 :attr:`B2BUA.outbox`; time comes from the shared timers. The asyncio adapter
 (``control.transport``) only moves bytes and advances the clock.
 
-Who may call and where calls go are questions for :class:`~control.config.SwitchConfig`
-(the accounts and routing modules answer them later); media goes through
-:class:`~control.media.MediaControl`.
+Who may call is asked of the routing table (mapping gateways: IP, IP+Port, Password) and
+the registrar (phones); where calls go, of :class:`~control.routing.router.Router`;
+media goes through :class:`~control.media.MediaControl`.
 """
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import ipaddress
 import logging
 import uuid
 from collections import Counter
+from datetime import datetime, timezone
 
 from control import reasons as R
+from control.alarms import Alarms
 from control.billing.rating import hold_time, records_cdr
 from control.billing.settings import BillingParams
 from control.call import Call
@@ -25,10 +27,13 @@ from control.config import SwitchConfig
 from control.media import MediaControl
 from control.params import ParamStore
 from control.registrar import Registrar
+from control.routing.identity import caller_number
+from control.routing.router import Router
+from control.routing.state import CallRate
 from control.sip.dialog import Dialog
 from control.sip.flood import FloodGuard
-from control.sip.message import (Request, SipParseError, error_response, make_response, parse,
-                                 parse_name_addr, parse_uri)
+from control.sip.message import (Headers, Request, SipParseError, error_response, make_response,
+                                 new_tag, parse, parse_name_addr, parse_uri)
 from control.sip.timer import Timers
 from control.sip.transaction import ServerTransaction, TransactionLayer
 from vosmedia import sdp as sdpmod
@@ -44,7 +49,7 @@ MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 class B2BUA:
     def __init__(self, timers: Timers, config: SwitchConfig, params: ParamStore,
                  media: MediaControl | None, cdr_sink, *, local: dict, wall_offset: float = 0.0,
-                 user_agent: str = "vosmedia", charging=None):
+                 user_agent: str = "vosmedia", charging=None, router=None):
         self.timers = timers
         self.config = config
         self.params = params
@@ -59,13 +64,16 @@ class B2BUA:
                                       intervals=params.get("SS_SIP_RESEND_INTERVAL"),
                                       invite_timeout=params.get("SS_SIP_TIMEOUT_INVITE"))
         params.on_change(self._param_changed)
-        self.guard = FloodGuard(trusted=config.trusted_addresses())
+        self.router = router or Router.from_config(config, params)
+        self.guard = FloodGuard(trusted=self.router.table.trusted_addresses())
         self.registrar = Registrar(self, config)
         self.dialogs: dict[tuple[str, str], tuple[Call, str]] = {}   # (call-id, our tag) -> (call, side)
         self.calls_by_media: dict[str, Call] = {}
         self.active: set[Call] = set()
         self.stats: Counter = Counter()
         self.instance = uuid.uuid4().hex[:8]    # our Via branches carry it: loop detection
+        self.alarms = Alarms()
+        self._probe_timer = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -209,6 +217,70 @@ class B2BUA:
         else:
             txn.respond(405, "Method Not Allowed", headers=[("Allow", ALLOW)])
 
+    # ------------------------------------------------------------------ gateway liveness
+
+    def start_probes(self) -> None:
+        """OPTIONS to every routing gateway each SS_GATEWAY_KEEPALIVE_INTERVAL seconds;
+        any answer means reachable, SS_GATEWAY_KEEPALIVE_FAILURES unanswered in a row
+        mean unreachable (routing skips it, a Vendor Unreachable alarm is raised)."""
+        interval = self.params.get("SS_GATEWAY_KEEPALIVE_INTERVAL")
+        self._probe_timer = self.timers.after(interval or 5, self._probe_tick)
+
+    def _probe_tick(self) -> None:
+        interval = self.params.get("SS_GATEWAY_KEEPALIVE_INTERVAL")
+        state = self.router.state
+        if interval:
+            for gateway in self.router.table.gateways.values():
+                if not gateway.locked:
+                    self._probe(gateway, min(5.0, interval * 0.8))
+        else:
+            for gateway_id in list(state.unreachable):       # probes off: nobody is down
+                state.probe_answered(gateway_id)
+                self.alarms.clear(f"vendor-unreachable:{gateway_id}")
+        self._probe_timer = self.timers.after(interval or 5, self._probe_tick)
+
+    def _probe(self, gateway, timeout: float) -> None:
+        flow = self.flow_to(gateway.host, gateway.port, gateway.transport)
+        host = self.via_host(flow[0])
+        h = Headers()
+        h.add("Via", f"SIP/2.0/{flow[0].upper()} {host};branch={self.new_branch()};rport")
+        h.add("Max-Forwards", "70")
+        h.add("From", f"<sip:ping@{host}>;tag={new_tag()}")
+        h.add("To", f"<sip:{gateway.host}:{gateway.port}>")
+        h.add("Call-ID", f"{uuid.uuid4().hex}@{host.rsplit(':', 1)[0].strip('[]')}")
+        h.add("CSeq", "1 OPTIONS")
+        h.add("User-Agent", self.user_agent)
+        request = Request("OPTIONS", f"sip:{gateway.host}:{gateway.port}", h)
+        state, key = self.router.state, f"vendor-unreachable:{gateway.id}"
+
+        def answered(_txn, response) -> None:
+            if response.status >= 200 and state.probe_answered(gateway.id):
+                self.alarms.clear(key)
+
+        def missed(_txn) -> None:
+            if state.probe_missed(gateway.id, self.params.get("SS_GATEWAY_KEEPALIVE_FAILURES")):
+                self.alarms.raise_(key, "Vendor Unreachable", "High",
+                                   f"routing gateway {gateway.name} ({gateway.host}:{gateway.port}) "
+                                   "answers no OPTIONS")
+
+        self.layer.request(request, flow, answered, missed, timeout=timeout)
+
+    def admit_ingress(self, gateway) -> tuple[R.Reason, str] | None:
+        """A mapping gateway's own limits (SPEC 3.1): lock, expiry, calls per second,
+        concurrent calls. None when the call may go on, else (reason, detail)."""
+        state = self.router.state
+        if gateway.locked:
+            return R.GATEWAY_LOCKED, f"mapping gateway {gateway.name} is locked"
+        if gateway.expiry < datetime.fromtimestamp(self.wall(), timezone.utc).date():
+            return R.GATEWAY_EXPIRED, f"mapping gateway {gateway.name} expired on {gateway.expiry}"
+        if gateway.max_concurrent is not None and state.ingress[gateway.id] >= gateway.max_concurrent:
+            return R.CONNECTION_LIMIT, f"mapping gateway {gateway.name} has {gateway.max_concurrent} calls"
+        if gateway.rate_limit is not None:
+            window = state.rates.setdefault(gateway.id, CallRate())
+            if not window.admit(self.timers.now, gateway.rate_limit):
+                return R.RATE_LIMIT, f"mapping gateway {gateway.name}: over {gateway.rate_limit} calls per second"
+        return None
+
     def _cancel(self, request: Request, txn: ServerTransaction) -> None:
         invite = self.layer.invite_for_cancel(request)
         if invite is None or invite.state != "proceeding":
@@ -236,27 +308,47 @@ class B2BUA:
         if body and content_type not in ("application/sdp", ""):
             txn.respond(415, "Unsupported Media Type", headers=[("Accept", "application/sdp")])
             return
-        source = flow[1][0]
-        customer = self.config.customer_for(source)
+        source, source_port = flow[1][0], flow[1][1]
+        callee = parse_uri(request.uri).user_unescaped or ""
+        table = self.router.table
+        customer = table.identify(source, source_port, callee)
         phone = None
         if customer is None:
             user = parse_name_addr(headers.get("From")).uri.user or ""
-            phone = self.config.phone(user)
-            if phone is None:
+            customer = table.password_gateway(user)
+            phone = None if customer is not None else self.config.phone(user)
+            if customer is None and phone is None:
                 self.stats["rejected_unknown_source"] += 1
                 txn.respond(403, "Forbidden")
                 return
-            if not self.registrar.authorize_call(request, txn, phone, source):
+            if not self.registrar.authorize_call(request, txn, user, source):
                 return
-        callee = parse_uri(request.uri).user_unescaped or ""
-        caller_addr = parse_name_addr(headers.get("From"))
-        caller = caller_addr.uri.user_unescaped or ""
-        targets = self.registrar.targets_for(callee)
-        if not targets:
-            targets = [("vendor", vendor) for vendor in self.config.vendors_for(callee)
-                       if self.charging is None or self.charging.vendor_usable(vendor.account)]
+        caller = parse_name_addr(headers.get("From")).uri.user_unescaped or ""
+        refused, targets, no_route = None, [], R.NO_AVAILABLE_ROUTER
+        if customer is not None:
+            refused = self.admit_ingress(customer)
+            caller = customer.caller_dial_plan.apply(caller_number(headers, customer.caller_number_source) or caller)
+            callee = customer.routed_callee(callee)
+            if refused is None and self.charging is not None:
+                blocked = self.charging.accounts.number_blocked(customer.account, callee)
+                if blocked:
+                    refused = R.NUMBER_RESTRICTED, blocked
+        if refused is None:
+            targets = self.registrar.targets_for(callee)
+            if not targets:
+                routes = self.router.route(callee, customer, self.wall())
+                targets = [("vendor", gateway) for gateway in routes.candidates]
+                if routes.all_busy:
+                    no_route = R.ALL_GATEWAY_BUSY
         call = Call(self, request, txn, flow, customer=customer, phone=phone, caller=caller,
-                    callee=callee, targets=targets)
+                    callee=callee, targets=targets, no_route=no_route)
+        if refused is not None:
+            txn.call = call
+            call.fail(refused[0], "switch", detail=refused[1])
+            return
+        if customer is not None:
+            self.router.state.ingress[customer.id] += 1
+            call.on_end.append(lambda: _release_ingress(self.router.state, customer.id))
         txn.call = call
         self.active.add(call)
         call.start()
@@ -321,5 +413,13 @@ class B2BUA:
                 call.end_by_switch(R.RTP_TIMEOUT, media_gone=True)
 
     def shutdown(self) -> None:
+        if self._probe_timer is not None:
+            self._probe_timer.cancel()
         for call in list(self.active):
             call.end_by_switch(R.SHUTDOWN)
+
+
+def _release_ingress(state, gateway_id: int) -> None:
+    state.ingress[gateway_id] -= 1
+    if state.ingress[gateway_id] <= 0:
+        del state.ingress[gateway_id]

@@ -16,6 +16,7 @@ from control.cdr import CallRecord
 from control.charging import Refused
 from control.config import DtmfSettings
 from control.media import MediaError
+from control.routing.identity import IdentityPolicy, vendor_identity
 from control.sip.dialog import Dialog
 from control.sip.message import Headers, Request, Response, new_tag, parse_name_addr, parse_uri
 from vosmedia import sdp as sdpmod
@@ -67,7 +68,7 @@ def first_codec(sdp: bytes) -> str:
 
 class Call:
     def __init__(self, b2b: "B2BUA", invite: Request, txn, flow, *, customer, phone, caller: str,
-                 callee: str, targets: list):
+                 callee: str, targets: list, no_route: R.Reason = R.NO_AVAILABLE_ROUTER):
         self.b2b = b2b
         self.a_invite = invite
         self.a_txn = txn
@@ -75,6 +76,10 @@ class Call:
         self.customer = customer
         self.phone = phone
         self.targets = targets
+        self.no_route = no_route                  # the reason when there is no target at all
+        self.on_end: list = []                    # callbacks when the call ends (limits released)
+        self.seized = None                        # the routing gateway whose line this call holds
+        self.pool_number = None                   # the caller pool number it presents
         self.attempt = -1
         self.state = "routing"                   # routing -> early -> answered -> ended
         self.a_tag = new_tag()
@@ -112,6 +117,7 @@ class Call:
         self.record = CallRecord(call_id=invite.call_id, caller=caller, callee=callee,
                                  customer=customer.name if customer else (phone.customer if phone else ""),
                                  customer_id=(customer.account or None) if customer else None,
+                                 mapping_gateway=customer.name if customer else "",
                                  caller_ip=flow[1][0], start=now)
         self.started = b2b.timers.now
 
@@ -144,7 +150,7 @@ class Call:
                 except MediaError as exc:
                     self.fail(_media_reason(exc), "switch", detail=exc.reason)
                     return
-        self.try_next(R.NO_AVAILABLE_ROUTER)
+        self.try_next(self.no_route)
 
     def try_next(self, reason: R.Reason, status: int | None = None, phrase: str | None = None) -> None:
         """Call the next target; with none left the call fails with ``reason`` (and the last
@@ -156,11 +162,15 @@ class Call:
         kind, target = self.targets[self.attempt]
         b2b = self.b2b
         callee = self.record.callee
+        caller = self.record.caller
         if kind == "vendor":
+            callee = target.callee_for(callee)
+            caller = self._seize(target, target.caller_dial_plan.apply(caller))
             uri = f"sip:{callee}@{target.host}:{target.port}"
             flow = b2b.flow_to(target.host, target.port, target.transport)
             self.record.vendor = target.name
             self.record.vendor_ip = target.host
+            self.record.vendor_id, self.record.routing_gateway = target.account, target.name
         else:                                     # a registered phone: its Contact, via its NAT binding
             uri = target.contact_uri
             flow = target.flow
@@ -170,6 +180,7 @@ class Call:
         self.record.attempt_details.append({
             "seq": self.attempt + 1, "vendor": self.record.vendor, "vendor_ip": self.record.vendor_ip,
             "routing_gateway": self.record.vendor, "callee_sent": callee, "start_time": self.b2b.wall()})
+        self.record.caller_sent, self.record.callee_sent = caller, callee
         self.b_flow = flow
         self.b_tag = ""
         self.b_dialog = None
@@ -178,15 +189,19 @@ class Call:
         self.early_sdp = False
         a_headers = self.a_invite.headers
         caller_addr = parse_name_addr(a_headers.get("From"))
-        display = f'"{caller_addr.display}" ' if caller_addr.display else ""
         host = b2b.via_host(transport)
+        policy = target.identity if kind == "vendor" else IdentityPolicy()
+        support_privacy = self.customer.support_privacy if self.customer is not None else False
+        from_value, identity_headers = vendor_identity(a_headers, policy, caller=caller,
+                                                       display=caller_addr.display or "", host=host,
+                                                       support_privacy=support_privacy)
         call_id = f"{uuid.uuid4().hex}@{host.rsplit(':', 1)[0].strip('[]')}"
         self.b_from_tag = new_tag()
         max_forwards = self.a_invite.max_forwards
         h = Headers()
         h.add("Via", f"SIP/2.0/{transport.upper()} {host};branch={b2b.new_branch()};rport")
         h.add("Max-Forwards", str(max(0, (max_forwards if max_forwards is not None else 70) - 1)))
-        h.add("From", f"{display}<sip:{caller_addr.uri.user or 'anonymous'}@{host}>;tag={self.b_from_tag}")
+        h.add("From", f"{from_value};tag={self.b_from_tag}")
         h.add("To", f"<{uri}>")
         h.add("Call-ID", call_id)
         h.add("CSeq", "1 INVITE")
@@ -200,6 +215,8 @@ class Call:
         h.add("Session-Expires", f"{ttl};refresher=uac")
         h.add("Min-SE", str(MIN_SE))
         h.add("User-Agent", b2b.user_agent)
+        for name, value in identity_headers:
+            h.add(name, value)
         if self.b_body:
             h.add("Content-Type", "application/sdp")
         body = self.b_body or b""
@@ -443,7 +460,7 @@ class Call:
         status = response.status
         self._cancel_timer("ringing")
         self.state = "routing"
-        stop = (status not in FAILOVER_CODES and not 500 <= status < 600) or (
+        stop = self._stops_failover(status) or (
             self.early_sdp and self.b2b.params.get("SS_SIP_STOP_SWITCH_AFTER_SDP"))
         reason = R.for_vendor_status(status)
         self._close_attempt(status, reason)
@@ -452,18 +469,63 @@ class Call:
         else:
             self.try_next(reason, status, response.reason)
 
+    def _stops_failover(self, status: int) -> bool:
+        """Whether this final response from the current target ends the call instead of
+        moving on (SPEC 3.3): a routing gateway's stop-switch codes and 6xx stop it, unless
+        it is set to switch until connect; other targets stop on all but 408 and 5xx."""
+        target = self._current_gateway()
+        if target is None:
+            return status not in FAILOVER_CODES and not 500 <= status < 600
+        if target.switch_until_connect:
+            return False
+        return status in target.stop_codes or status >= 600
+
+    def _current_gateway(self):
+        """The routing gateway being tried, or None (a registered phone, or none yet)."""
+        if 0 <= self.attempt < len(self.targets) and self.targets[self.attempt][0] == "vendor":
+            return self.targets[self.attempt][1]
+        return None
+
+    def _seize(self, gateway, caller: str) -> str:
+        """Take a line on the gateway (and its group) and, with a caller pool, a pool
+        number to present; both are given back when the attempt ends."""
+        router = self.b2b.router
+        router.state.seize(gateway)
+        self.seized = gateway
+        pool = router.state.pool_for(gateway)
+        self.pool_number = pool.acquire() if pool is not None else None
+        return self.pool_number or caller
+
+    def _release(self, answered: bool) -> None:
+        gateway = self.seized
+        if gateway is None:
+            return
+        self.seized = None
+        state = self.b2b.router.state
+        state.release(gateway)
+        state.outcome(gateway.id, self.b2b.wall(), answered)
+        if self.pool_number is not None:
+            state.pool_for(gateway).release(self.pool_number)
+            self.pool_number = None
+
     def _close_attempt(self, status: int, reason: R.Reason) -> None:
-        """Write the outcome of the current vendor attempt (once)."""
+        """Write the outcome of the current vendor attempt (once) and give back what it
+        held, unless it is the answered leg (that is given back when the call ends)."""
         details = self.record.attempt_details
         if details and "end_time" not in details[-1]:
             details[-1].update(end_time=self.b2b.wall(), sip_code=status, termination_reason=reason.name)
+        if self.state != "answered" and not 200 <= status < 300:
+            self._release(False)
 
     def _b_timeout(self, txn) -> None:
         if txn is not self.b_txn or self.state == "ended":
             return
         self._cancel_b()
         self._close_attempt(408, R.RESPONSE_TIMEOUT)
-        self.try_next(R.RESPONSE_TIMEOUT)
+        if self.b2b.params.get("SS_SIP_USER_AGENT_STOP_SWITCH_AFTER_INVITE_TIMEOUT"):
+            self.fail(R.RESPONSE_TIMEOUT, "switch")
+        else:
+            self.try_next(R.RESPONSE_TIMEOUT)
 
     def _ringing_timeout(self) -> None:
         self.timers.pop("ringing", None)
@@ -877,6 +939,9 @@ class Call:
             record.media = _media_summary(self.media_stats, self.a_remote_tag, self.b_tag)
         if self.billing is not None:
             self._bill(record)
+        self._release(record.answer is not None)
+        for callback in self.on_end:
+            callback()
         b2b.forget(self)
         b2b.record(record)
 

@@ -18,6 +18,11 @@ class CallRecord:
     customer: str = ""
     vendor: str = ""
     customer_id: str | None = None     # the billed account (the agent tree scopes records by it)
+    mapping_gateway: str = ""          # the gateway the call came in through
+    vendor_id: str | None = None       # the vendor account and routing gateway of the last attempt
+    routing_gateway: str = ""
+    caller_sent: str | None = None     # the numbers as the last vendor tried was sent them
+    callee_sent: str | None = None
     caller_ip: str = ""
     vendor_ip: str = ""
     start: float = 0.0                 # INVITE received (Unix time)

@@ -128,8 +128,9 @@ class Charging:
 
     def vendor_usable(self, account_id: str) -> bool:
         """Whether calls may go to a vendor: no vendor account (nothing to check), or one
-        that is usable (itself and its agents Active, unexpired) with money left
-        (balance + credit limit > 0). An exhausted vendor is skipped without delay."""
+        that is usable (itself and its agents Active, unexpired) and, with
+        ``SS_ROUTE_POSITIVE_BALANCE_VENDOR_ONLY``, has money left (balance + credit limit
+        > 0). An unusable vendor is skipped without delay."""
         if not account_id:
             return True
         account = self.accounts.record(account_id)
@@ -137,6 +138,8 @@ class Charging:
             return True
         if not self.accounts.directory.usable(account_id, date.today()):
             return False
+        if not self.params.get("SS_ROUTE_POSITIVE_BALANCE_VENDOR_ONLY"):
+            return True
         funds = self.reservations.funds(account_id)
         return funds.balance + funds.credit_limit > 0
 

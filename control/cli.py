@@ -154,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--store", metavar="URL", help="the store URL (PostgreSQL or an SQLite file)")
     report.set_defaults(func=run_report)
 
+    analysis = commands.add_parser(
+        "route-analysis", help="Routing Analysis: the ordered routing gateways for a number",
+        description="A dry run of live routing (the same code) over the store's gateways: the "
+                    "candidates in the order they would be tried, and why the others are skipped. "
+                    "Line counts and reachability are a running switch's only through the Web API "
+                    "(GET /api/routing-analysis); here every line is free.")
+    who = analysis.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer", metavar="ACCOUNT", help="the calling customer account (its first mapping gateway)")
+    who.add_argument("--mapping-gateway", metavar="NAME", help="the mapping gateway the call comes in through")
+    analysis.add_argument("--number", required=True, help="the called number as the customer sends it")
+    analysis.add_argument("--at", metavar="TIME", help="the call's start, ISO 8601 (default now; e.g. 2026-12-07T18:00+01:00)")
+    analysis.add_argument("--data-dir", metavar="DIR", default="vosmedia-data",
+                          help="where the switch's SQLite store lives (default %(default)s)")
+    analysis.add_argument("--store", metavar="URL", help="the store URL (PostgreSQL or an SQLite file)")
+    analysis.set_defaults(func=run_route_analysis)
+
     detect = commands.add_parser(
         "dtmf-detect", help="print the DTMF digits in 8 kHz audio read from stdin",
         description="Run the in-band DTMF detector over 8 kHz audio on stdin (16-bit "
@@ -364,6 +380,49 @@ def _table(rows: list[dict], columns: list[str]) -> None:
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     for line in cells:
         print("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())
+
+
+# ------------------------------------------------------------------ vosmedia route-analysis
+
+def run_route_analysis(args, parser: argparse.ArgumentParser) -> int:
+    import datetime
+    import os
+
+    from control.accounts import AccountError, Actor
+    from control.params import ParamStore
+    from control.services import Services
+    from control.store import open_store
+    from control.store.parameters import load_params
+
+    url = args.store or os.path.join(args.data_dir, "vosmedia.db")
+    if not args.store and not os.path.exists(url):
+        parser.error(f"no store at {url} (give --data-dir or --store)")
+    at = None
+    if args.at:
+        try:
+            when = datetime.datetime.fromisoformat(args.at)
+        except ValueError:
+            parser.error(f"--at: {args.at!r} is not an ISO 8601 time")
+        at = (when if when.tzinfo else when.astimezone()).timestamp()
+    store = open_store(url)
+    try:
+        services = Services.open(store, ParamStore(load_params(store)), None)
+        result = services.gateways.analyse(Actor.system("cli"), args.number, customer=args.customer,
+                                           mapping_gateway=args.mapping_gateway, at=at)
+    except AccountError as exc:
+        print(f"vosmedia route-analysis: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(f"number {result['number']} routed as {result['routed_number']} from customer "
+          f"{result['customer']} (mapping gateway {result['mapping_gateway']}): {result['outcome']}")
+    if result["number_section"] != "allowed":
+        print(f"refused: {result['number_section']}")
+    _table(result["candidates"], ["order", "gateway", "vendor", "priority", "protect", "callee_sent"])
+    if result["skipped"]:
+        print("skipped:")
+        _table(result["skipped"], ["gateway", "why"])
+    return 0
 
 
 # ------------------------------------------------------------------ vosmedia dtmf-detect

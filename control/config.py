@@ -43,8 +43,9 @@ port = 5090
 transport = "udp"
 prefixes = [""]                    # "" matches every number
 rate_table = "wholesale"           # optional: the vendor's prices (cost, profit)
-account = "V1"                     # optional: the vendor account charged each call's cost;
-balance = "100.00"                 #   while balance + credit_limit <= 0 the vendor is skipped
+account = "V1"                     # the vendor account charged each call's cost (default: name)
+balance = "100.00"                 # its opening balance (see SS_ROUTE_POSITIVE_BALANCE_VENDOR_ONLY)
+priority = 0                       # lower first among equal prefixes (default: file order)
 ```
 The account, routing and billing issues grow these sections into their own stores; the
 file stays the bootstrap for a fresh switch.
@@ -80,7 +81,9 @@ class DtmfSettings:
     use_peer_rfc2833: bool = True
 
 
-def _dtmf(item: dict, where: str) -> DtmfSettings:
+def dtmf_settings(item: dict, where: str) -> DtmfSettings:
+    """DTMF settings from ``dtmf_receive``, ``dtmf_send``, ``dtmf_payload`` and
+    ``use_peer_rfc2833`` (a configuration section, or a gateway's stored ``dtmf`` JSON)."""
     receive = str(item.get("dtmf_receive", "all")).lower()
     send = str(item.get("dtmf_send", "auto")).lower()
     if receive not in DTMF_RECEIVE:
@@ -128,7 +131,8 @@ class Vendor:
     media_proxy: int | None = None
     dtmf: DtmfSettings = DtmfSettings()
     rate_table: str | None = None     # the vendor's prices: cost and profit per call
-    account: str = ""                 # vendor account charged the cost; "" = none (never skipped)
+    account: str = ""                 # vendor account (default: the vendor's name)
+    priority: int = 0                 # lower first among equal prefixes (default: file order)
     balance: Decimal = Decimal(0)     # its opening balance, booked once when the account is created
     credit_limit: Decimal = Decimal(0)
 
@@ -155,35 +159,11 @@ class SwitchConfig:
         host = self.listen[0][0]
         return "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
 
-    def customer_for(self, address: str) -> Customer | None:
-        for customer in self.customers:
-            if address in customer.addresses:
-                return customer
-        return None
-
     def phone(self, user: str) -> Phone | None:
         for phone in self.phones:
             if phone.user == user:
                 return phone
         return None
-
-    def vendors_for(self, number: str) -> list[Vendor]:
-        """Vendors whose prefix matches, longest prefix first, then in file order."""
-        matches = []
-        for order, vendor in enumerate(self.vendors):
-            best = max((len(p) for p in vendor.prefixes if number.startswith(p)), default=-1)
-            if best >= 0:
-                matches.append((-best, order, vendor))
-        return [vendor for _, _, vendor in sorted(matches, key=lambda m: m[:2])]
-
-    def trusted_addresses(self) -> set[str]:
-        trusted = set()
-        for customer in self.customers:
-            if customer.trusted:
-                trusted |= customer.addresses
-        for vendor in self.vendors:
-            trusted.add(vendor.host)
-        return trusted
 
 
 def parse_host_port(text: str, default_port: int = 5060) -> tuple[str, int]:
@@ -285,7 +265,7 @@ def from_dict(data: dict) -> SwitchConfig:
         addresses = frozenset(_address(a, f"{where}.addresses") for a in item.get("addresses", []))
         config.customers.append(Customer(str(item["name"]), addresses,
                                          _media_proxy(item.get("media_proxy"), where),
-                                         bool(item.get("trusted", True)), _dtmf(item, where),
+                                         bool(item.get("trusted", True)), dtmf_settings(item, where),
                                          str(item.get("account", item["name"])),
                                          _table_ref(item, where, config), _money(item, "balance", where),
                                          _money(item, "credit_limit", where)))
@@ -294,7 +274,7 @@ def from_dict(data: dict) -> SwitchConfig:
         if not item.get("user") or not item.get("password"):
             raise ConfigError(f"{where}: user and password are required")
         config.phones.append(Phone(str(item["user"]), str(item["password"]), str(item.get("customer", "")),
-                                   _media_proxy(item.get("media_proxy"), where), _dtmf(item, where)))
+                                   _media_proxy(item.get("media_proxy"), where), dtmf_settings(item, where)))
     for i, item in enumerate(data.get("vendor", [])):
         where = f"vendor[{i}]"
         if "name" not in item or "host" not in item:
@@ -307,8 +287,9 @@ def from_dict(data: dict) -> SwitchConfig:
             raise ConfigError(f"{where}.prefixes: expected a list of strings")
         config.vendors.append(Vendor(str(item["name"]), str(item["host"]),
                                      _int(item, "port", 5060, 1, 65535, where), transport, tuple(prefixes),
-                                     _media_proxy(item.get("media_proxy"), where), _dtmf(item, where),
+                                     _media_proxy(item.get("media_proxy"), where), dtmf_settings(item, where),
                                      _table_ref(item, where, config), str(item.get("account", "")),
+                                     _int(item, "priority", i, 0, 1_000_000, where),
                                      _money(item, "balance", where), _money(item, "credit_limit", where)))
     return config
 

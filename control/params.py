@@ -308,6 +308,29 @@ _DECLARED = (
     Param("SS_SIP_USER_AGENT_STOP_SWITCH_AFTER_INVITE_TIMEOUT", bool, False, None, HOT,
           "Stop trying further gateways after an INVITE timeout instead of moving on to the "
           "next one."),
+    # --- routing (SPEC 3.3) --------------------------------------------------------------
+    Param("SS_GATEWAYASRROUTESORTCONFIG", list, (0, 3600, 10, 30), (0, 86400), HOT,
+          "ASR sort of routing gateways, four numbers: enable (0/1), window in seconds, "
+          "minimum calls in the window, threshold in percent. When enabled, a gateway whose "
+          "answer-seizure ratio over the window (with at least the minimum calls) is below "
+          "the threshold goes after the others of its prefix; then higher ASR first.",
+          max_items=4),
+    Param("SS_GATEWAYFEERATEROUTESORTCONFIG", list, (0, 0), (0, 1), HOT,
+          "Cost sort (least-cost routing) of routing gateways, two numbers: enable (0/1) and "
+          "direction (0: cheapest vendor rate first, 1: dearest first). The rate is the "
+          "vendor's price for the number from the gateway's rate table; it orders gateways "
+          "of one prefix before their priority.", max_items=2),
+    Param("SS_GATEWAY_KEEPALIVE_INTERVAL", int, 30, (0, 3600), HOT,
+          "Seconds between OPTIONS probes to each routing gateway (0: no probes, every "
+          "gateway counts as reachable). A gateway that answers none of "
+          "SS_GATEWAY_KEEPALIVE_FAILURES probes in a row is unreachable: routing skips it and "
+          "a Vendor Unreachable alarm is raised until it answers again.", unit="s"),
+    Param("SS_GATEWAY_KEEPALIVE_FAILURES", int, 3, (1, 100), HOT,
+          "Unanswered OPTIONS probes in a row after which a routing gateway is unreachable."),
+    Param("SS_ROUTE_POSITIVE_BALANCE_VENDOR_ONLY", bool, False, None, HOT,
+          "Route calls only to vendors whose account has money left (balance + credit limit "
+          "above zero); a vendor account is charged each answered call's cost. Off (the "
+          "default): vendor balances are kept but do not decide routing."),
     # --- billing (SPEC 5) ----------------------------------------------------------------
     Param("SERVER_BILLING_FEE_PRECISTION", int, 2, (0, 4), HOT,
           "Decimal places of a call's fee (the name keeps VOS3000's spelling). Fees and "

@@ -36,7 +36,12 @@ IP_BLOCKED = Reason("IP Blocked", 403, "the source address is not allowed or is 
 USER_BUSY = Reason("User Busy", 486, "the called party is busy")
 CANCELLED = Reason("Cancelled", 487, "the caller gave up before the answer")
 RTP_TIMEOUT = Reason("RTP Timeout", None, "no media in either direction for SS_RTP_TIMEOUT")
+ALL_GATEWAY_BUSY = Reason("AllGatewayBusy", 503, "every routing gateway for the number was full")
 # ours: calls the switch ends for reasons VOS3000 does not name
+NUMBER_RESTRICTED = Reason("Number Restricted", 403, "the number is outside the Number Section Limitation "
+                                                     "of the account or an agent above it")
+GATEWAY_LOCKED = Reason("Gateway Locked", 403, "the mapping gateway is locked")
+GATEWAY_EXPIRED = Reason("Gateway Expired", 403, "the mapping gateway is past its expiry date")
 SESSION_TIMEOUT = Reason("Session Timeout", None, "a session refresh failed or did not come (RFC 4028)")
 MAX_DURATION = Reason("Max Duration", None, "the call reached its maximum duration")
 NO_ACK = Reason("No ACK", None, "the caller never acknowledged the answer")

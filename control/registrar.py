@@ -66,14 +66,19 @@ class Registrar:
         return None
 
     def _lookup(self, username: str, realm: str) -> Credential | None:
+        """A phone's password, or a Password-mode mapping gateway's."""
         phone = self.config.phone(username)
-        return Credential(phone.password) if phone is not None else None
+        if phone is not None:
+            return Credential(phone.password)
+        gateway = self.b2b.router.table.password_gateway(username)
+        return Credential(gateway.password) if gateway is not None and gateway.password else None
 
-    def authorize_call(self, request, txn, phone, source: str) -> bool:
+    def authorize_call(self, request, txn, expected_user: str, source: str) -> bool:
+        """Challenge a call (407) until it proves to be ``expected_user``."""
         user = self._authenticate(request, txn, source, proxy=True)
         if user is None:
             return False
-        if user != phone.user:
+        if user != expected_user:
             txn.respond(403, "Forbidden (identity mismatch)")
             return False
         return True

@@ -335,6 +335,7 @@ NOT_FOR_USERS = {
     "load": "the store fills an empty directory at start",
     "usable": "the call path asks on its own behalf",
     "peek": "the call path reads records on its own behalf",
+    "chain": "the call path checks number sections on its own behalf",
     "revert": "the services undo a change the store refused",
 }
 AGENT_CALLS = {

@@ -11,7 +11,7 @@ from control.b2bua import B2BUA
 from control.accounts import Actor
 from control.params import ParamStore
 from control.services import Services
-from control.services.accounts import bootstrap_account
+from control.services.bootstrap import bootstrap_customer, bootstrap_vendor
 from control.sip.timer import Timers
 from control.store import StoreWriter, open_store, upgrade_to_head
 from control.store import accounts as store_accounts
@@ -30,27 +30,30 @@ def billed(tmp_path):
     writer = StoreWriter(store, str(tmp_path / "journal"))
     made = []
 
-    def make(balance="10.00", callee_prefixes=("",), vendor_balance=None):
+    def make(balance="10.00", callee_prefixes=("",), vendor_balance=None, params=None):
         config = configuration.from_dict({
             "customer": [{"name": "acme", "addresses": ["10.0.0.1"]}],
             "vendor": [{"name": "v1", "host": "10.0.0.2", "port": 5060, "prefixes": list(callee_prefixes)}],
         })
         config.customers[0].account = "C1"
+        config.customers[0].rate_table = "retail"
+        config.customers[0].balance = Decimal(balance)
         config.vendors[0].rate_table = "wholesale"
-        params = ParamStore({})
+        if vendor_balance is not None:
+            config.vendors[0].account = "V1"
+            config.vendors[0].balance = Decimal(vendor_balance)
+        params = ParamStore(params or {})
         services = Services.open(store, params, writer)
         for name, rows in (("retail", RATES), ("wholesale", COSTS)):
             if name not in services.tariffs.tables:
                 services.tariffs.create_rate_table(SYSTEM, name)
                 services.tariffs.import_rates(SYSTEM, name, csv_deck(rows))
-        bootstrap_account(services.accounts, "C1", "acme", rate_table="retail", balance=Decimal(balance))
-        if vendor_balance is not None:
-            config.vendors[0].account = "V1"
-            bootstrap_account(services.accounts, "V1", "v1", kind="vendor", balance=Decimal(vendor_balance))
+        bootstrap_customer(services, config.customers[0])
+        bootstrap_vendor(services, config.vendors[0])
         timers = Timers(T0)
         sink = Sink()
         b2b = B2BUA(timers, config, params, None, sink, local={"udp": LOCAL, "tcp": LOCAL},
-                    charging=services.charging)
+                    charging=services.charging, router=services.gateways.router)
         made.append(b2b)
         return b2b, timers, sink, services
 
@@ -147,10 +150,12 @@ def test_locked_agent_and_call_limit_refuse_calls(billed):
 
 
 def test_vendor_is_charged_its_cost_and_skipped_once_exhausted(billed):
-    """The vendor account pays each answered call's cost; once its balance + credit limit
-    is used up the vendor gets no more calls: 503 NoAvailableRouter without an attempt."""
+    """The vendor account pays each answered call's cost; with
+    SS_ROUTE_POSITIVE_BALANCE_VENDOR_ONLY, once its balance + credit limit is used up the
+    vendor gets no more calls: 503 NoAvailableRouter without an attempt."""
     make, writer, store = billed
-    b2b, timers, sink, services = make(vendor_balance="0.50")
+    b2b, timers, sink, services = make(vendor_balance="0.50",
+                                       params={"SS_ROUTE_POSITIVE_BALANCE_VENDOR_ONLY": True})
     _, ok = establish(b2b, timers)
     timers.advance(T0 + 61.2)                   # 2 minutes at the vendor's 0.40/min = 0.80
     hang_up(b2b, ok)

@@ -59,7 +59,7 @@ def test_login_token_and_lockout(web):
     assert web.get("/api/accounts").status_code == 401
     assert web.get("/api/accounts", headers={"Authorization": "Bearer forged.abc"}).status_code == 401
     admin = login(web, "admin", "admin-secret")
-    assert [a["id"] for a in web.get("/api/accounts", headers=admin).json()] == ["C42"]
+    assert [a["id"] for a in web.get("/api/accounts", headers=admin).json()] == ["C42", "v"]   # customer, vendor
     for _ in range(5):
         assert web.post("/api/login", json={"name": "admin", "password": "wrong"}).status_code == 401
     locked = web.post("/api/login", json={"name": "admin", "password": "admin-secret"})
@@ -181,6 +181,14 @@ def build_tree(web):
         assert reply.status_code == 201, reply.text
     for account in ("A", "A1", "B", "B1"):
         web.post(f"/api/accounts/{account}/payments", headers=admin, json={"kind": "recharge", "amount": "10"})
+    assert web.post("/api/accounts", headers=admin, json={"id": "BV", "name": "vendor-b", "kind": "vendor",
+                                                          "agent_id": "B"}).status_code == 201
+    for kind, body in (("mapping-gateways", {"name": "mg-B1", "account_id": "B1", "addresses": ["10.9.0.1"]}),
+                       ("mapping-gateways", {"name": "mg-A1", "account_id": "A1", "addresses": ["10.9.0.2"]}),
+                       ("routing-gateways", {"name": "rg-BV", "account_id": "BV", "address": "10.9.1.1"}),
+                       ("gateway-groups", {"name": "shared", "line_limit": 10})):
+        reply = web.post(f"/api/{kind}", headers=admin, json=body)
+        assert reply.status_code == 201, reply.text
     web.switch.switch.logins.add("agent-a", "agent-a-pw", account_id="A")
     return admin, login(web, "agent-a", "agent-a-pw")
 
@@ -211,7 +219,18 @@ OUTSIDE = {
     ("GET", "/api/period-rates"): lambda c, h: c.get("/api/period-rates", headers=h),
     ("PUT", "/api/period-rates/{name}"): lambda c, h: c.put("/api/period-rates/x", headers=h, json={"work_calendar": "a", "working_rate_table": "retail", "non_working_rate_table": "retail"}),
 }
-OPEN = {("POST", "/api/login"), ("GET", "/api/accounts")}     # no target: scoped by the actor
+for kind, name, body in (("mapping-gateways", "mg-B1", {"name": "x", "account_id": "B1"}),
+                         ("routing-gateways", "rg-BV", {"name": "x", "account_id": "BV", "address": "10.0.0.9"}),
+                         ("gateway-groups", "shared", {"name": "mine"})):
+    OUTSIDE[("POST", f"/api/{kind}")] = lambda c, h, k=kind, b=body: c.post(f"/api/{k}", headers=h, json=b)
+    OUTSIDE[("GET", f"/api/{kind}/{{name}}")] = lambda c, h, k=kind, n=name: c.get(f"/api/{k}/{n}", headers=h)
+    OUTSIDE[("PATCH", f"/api/{kind}/{{name}}")] = lambda c, h, k=kind, n=name: c.patch(
+        f"/api/{k}/{n}", headers=h, json={"locked": True})
+    OUTSIDE[("DELETE", f"/api/{kind}/{{name}}")] = lambda c, h, k=kind, n=name: c.delete(f"/api/{k}/{n}", headers=h)
+OUTSIDE[("GET", "/api/routing-analysis")] = lambda c, h: c.get("/api/routing-analysis?number=4930&customer=B1", headers=h)
+# no target: what they return is scoped by the actor (checked in test_agent_cannot_reach_outside_its_subtree)
+OPEN = {("POST", "/api/login"), ("GET", "/api/accounts"), ("GET", "/api/mapping-gateways"),
+        ("GET", "/api/routing-gateways"), ("GET", "/api/gateway-groups")}
 
 
 def test_every_endpoint_is_covered(web):
@@ -234,6 +253,10 @@ def test_agent_cannot_reach_outside_its_subtree(web):
     assert after == before                                   # nothing changed anywhere
     assert len(web.get("/api/audit?limit=1000", headers=admin).json()) == audit_before
     assert {a["id"] for a in web.get("/api/accounts", headers=agent).json()} == {"A", "A1"}
+    assert [g["name"] for g in web.get("/api/mapping-gateways", headers=agent).json()] == ["mg-A1"]
+    assert web.get("/api/routing-gateways", headers=agent).json() == []
+    assert web.get("/api/gateway-groups", headers=agent).json() == []
+    assert web.get("/api/mapping-gateways/mg-B1", headers=admin).json()["locked"] is False
 
 
 def test_agent_works_inside_its_subtree(web):
@@ -258,3 +281,34 @@ def test_agent_works_inside_its_subtree(web):
     assert web.get("/api/accounts/A1", headers=agent).status_code == 200
     entries = web.get("/api/audit?entity_id=A1", headers=agent).json()
     assert entries and all(e["entity_id"] == "A1" for e in entries)
+
+
+def test_gateways_through_the_api(web):
+    """Gateways are validated as the call path would build them, named references
+    resolve, capacity changes need their own authorization, and Routing Analysis sees
+    the change at once."""
+    admin, agent = build_tree(web)
+    bad = web.post("/api/routing-gateways", headers=admin, json={
+        "name": "rg-A", "account_id": "BV", "address": "10.0.0.5", "callee_dial_plan": [{"regex": "("}]})
+    assert bad.status_code == 400 and bad.json()["error"]["field"].startswith("callee_dial_plan[0]")
+    bad = web.post("/api/routing-gateways", headers=admin, json={
+        "name": "rg-A", "account_id": "BV", "address": "10.0.0.5", "rate_table": "missing"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "rate_table"
+    bad = web.post("/api/mapping-gateways", headers=admin, json={"name": "mg-x", "account_id": "BV"})
+    assert bad.status_code == 400 and "customer account" in bad.json()["error"]["rule"]
+    made = web.post("/api/routing-gateways", headers=admin, json={
+        "name": "rg-49", "account_id": "BV", "address": "10.0.0.5", "prefixes": ["49"], "rate_table": "retail",
+        "pai_privacy": {"pai": "caller"}})
+    assert made.status_code == 201 and made.json()["rate_table"] == "retail"
+    analysis = web.get("/api/routing-analysis?number=4930&customer=A1", headers=admin).json()
+    assert [c["gateway"] for c in analysis["candidates"]] == ["rg-49"] and analysis["outcome"] == "routable"
+    assert web.patch("/api/routing-gateways/rg-49", headers=admin, json={"locked": True}).status_code == 200
+    analysis = web.get("/api/routing-analysis?number=4930&customer=A1", headers=admin).json()
+    assert analysis["candidates"] == [] and analysis["skipped"] == [{"gateway": "rg-49", "why": "locked"}]
+    # an agent edits its own subtree's mapping gateway: capacity needs its own authorization
+    assert web.patch("/api/mapping-gateways/mg-A1", headers=agent, json={"rate_limit": 5}).status_code == 200
+    web.patch("/api/accounts/A", headers=admin, json={"authorizations": ["Modify gateway information"]})
+    denied = web.patch("/api/mapping-gateways/mg-A1", headers=agent, json={"rate_limit": 6})
+    assert denied.status_code == 403 and "Modify gateway capacity" in denied.json()["error"]["rule"]
+    assert web.patch("/api/mapping-gateways/mg-A1", headers=agent, json={"memo": "ok"}).status_code == 200
+    assert web.get("/api/mapping-gateways/mg-A1", headers=agent).json()["rate_limit"] == 5

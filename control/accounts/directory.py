@@ -276,6 +276,13 @@ class AccountDirectory:
                     self._tree.add(account_id, record.agent_id)
                 self._accounts[account_id] = record
 
+    def chain(self, account_id: str) -> list[Account]:
+        """The account and every agent above it (for the switch's own checks)."""
+        with self._lock:
+            if account_id not in self._accounts:
+                return []
+            return [self._accounts[a] for a in self._tree.chain(account_id)]
+
     def peek(self, account_id: str) -> Account | None:
         """The record without a rights check: for the switch's own code (the call path,
         rollbacks), never for a request."""

@@ -68,10 +68,14 @@ class Account:
     period_rate: str = ""                       # package period rate name
     work_calendar: str = ""
     number_sections: tuple[str, ...] = ()       # allowed number prefixes; empty: no limitation
+    blocked_sections: tuple[str, ...] = ()      # number prefixes never allowed
     billing_model: BillingModel = BillingModel.STANDARD
     agent_id: str | None = None
     authorizations: frozenset[Authorization] = frozenset()
 
     def allows_number(self, number: str) -> bool:
-        """Number section limitation: with sections set, only numbers starting with one pass."""
+        """Number section limitation: with allowed sections set, only numbers starting with
+        one pass; a number starting with a blocked section never passes."""
+        if self.blocked_sections and number.startswith(self.blocked_sections):
+            return False
         return not self.number_sections or number.startswith(self.number_sections)

@@ -144,6 +144,7 @@ CLEANERS: Mapping[str, Callable[[str, Any], Any]] = {
     "period_rate": _reference,
     "work_calendar": _reference,
     "number_sections": clean_sections,
+    "blocked_sections": clean_sections,
     "billing_model": lambda f, v: clean_enum(f, BillingModel, v),
     "agent_id": clean_optional_id,
     "authorizations": clean_authorizations,

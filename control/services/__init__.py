@@ -9,6 +9,8 @@ memory in the same step.
 * :attr:`tariffs` — rate tables, work calendars, package period rates
   (:mod:`control.services.tariffs`);
 * :attr:`accounts` — accounts, agents and payments (:mod:`control.services.accounts`);
+* :attr:`gateways` — mapping and routing gateways, gateway groups, Routing Analysis
+  (:mod:`control.services.gateways`), and the call path's routing table;
 * :attr:`charging` — the call path's billing (:class:`control.charging.Charging`) over
   the same in-memory records.
 """
@@ -18,6 +20,7 @@ from control.accounts import Module, Operator, OperatorDirectory, Right, Role
 from control.billing.reservations import Reservations
 from control.charging import Charging
 from control.services.accounts import AccountService
+from control.services.gateways import GatewayService
 from control.services.tariffs import Tariffs
 from control.store import entities
 
@@ -32,6 +35,8 @@ class Services:
         self.tariffs = Tariffs(store, self.accounts.directory.require)
         self.accounts.tariffs = self.tariffs
         self.charging = Charging(params, writer, self.accounts, self.tariffs, self.funds)
+        self.gateways = GatewayService(store, self.accounts, self.tariffs, params)
+        self.gateways.router.vendor_usable = self.charging.vendor_usable
 
     @classmethod
     def open(cls, store, params, writer) -> Services:
@@ -39,6 +44,7 @@ class Services:
         services.operators.load(load_operators(store))
         services.tariffs.load()
         services.accounts.load()
+        services.gateways.load()
         return services
 
 

@@ -52,6 +52,7 @@ class AccountService:
             period_rate=self.tariffs.name_of("period_rates", row["period_rate_id"]),
             work_calendar=self.tariffs.name_of("work_calendars", row["work_calendar_id"]),
             number_sections=tuple(row["number_section_allow"]),
+            blocked_sections=tuple(row["number_section_block"]),
             billing_model=BillingModel(row["billing_model"]), agent_id=row["agent_id"],
             authorizations=frozenset(a for a, column in AUTH_COLUMNS.items() if row[column]))
 
@@ -65,6 +66,7 @@ class AccountService:
             "period_rate_id": self.tariffs.id_of("period_rates", account.period_rate),
             "work_calendar_id": self.tariffs.id_of("work_calendars", account.work_calendar),
             "number_section_allow": list(account.number_sections),
+            "number_section_block": list(account.blocked_sections),
             "billing_model": account.billing_model.value, "agent_id": account.agent_id,
             **{column: auth in account.authorizations for auth, column in AUTH_COLUMNS.items()},
         }
@@ -74,6 +76,14 @@ class AccountService:
     def record(self, account_id: str) -> Account | None:
         """The account as the call path needs it (no actor: the switch on its own behalf)."""
         return self.directory.peek(account_id)
+
+    def number_blocked(self, account_id: str, number: str) -> str:
+        """Number Section Limitation up the agent chain: "" when ``number`` passes the
+        account's and every agent's lists, else which account's list stops it."""
+        for account in self.directory.chain(account_id):
+            if not account.allows_number(number):
+                return f"outside the number sections of account {account.id}"
+        return ""
 
     # ------------------------------------------------------------------ reads
 
@@ -222,18 +232,4 @@ class AccountService:
 
 
 _KIND_OF = {"rate_table": "rate_tables", "period_rate": "period_rates", "work_calendar": "work_calendars"}
-
-
-def bootstrap_account(service: AccountService, account_id: str, name: str, *, rate_table: str = "",
-                      kind: str = "customer", balance: Decimal = Decimal(0),
-                      credit_limit: Decimal = Decimal(0)) -> None:
-    """A configuration file's customer account, created once with its opening balance;
-    from then on the ledger and operators rule."""
-    if service.directory_has(account_id):
-        return
-    system = Actor.system("config")
-    service.create(system, account_id, {"name": name, "kind": kind, "rate_table": rate_table or "",
-                                        "credit_limit": credit_limit})
-    if balance:
-        service.pay(system, account_id, "adjust", balance, memo="opening balance")
 

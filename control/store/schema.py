@@ -57,6 +57,8 @@ OPERATOR_ROLES = ("super admin", "admin", "operator", "read-only")
 AUTH_MODES = ("IP", "IP+Port", "Password")
 PROTOCOLS = ("udp", "tcp", "tls")
 CALLER_POOL_MODES = ("random", "round_robin")
+CALLER_NUMBER_SOURCES = ("From", "Remote-Party-ID", "Display")
+ROUTE_PERIODS = ("always", "working", "non_working")     # time-based routing by work calendar
 LEDGER_KINDS = ("recharge", "deduct", "adjust", "transfer", "credit_limit", "charge")
 END_DIRECTIONS = ("caller", "callee", "switch")
 STOP_SWITCH_CODES = [403, 404, 484, 486, 487, 488]
@@ -216,7 +218,12 @@ mapping_gateways = Table(
     _flag("locked"),
     Column("expiry_date", Date, nullable=False, server_default=NEVER_EXPIRES),
     Column("memo", Text, nullable=False, server_default=""),
+    # added in 0002: where the caller number is read; extension mode (broader prefixes
+    # follow the longest as fallback)
+    Column("caller_number_source", String(16), nullable=False, server_default="From"),
+    _flag("route_extension"),
     _choice("auth_mode", AUTH_MODES),
+    _choice("caller_number_source", CALLER_NUMBER_SOURCES),
 )
 
 gateway_groups = Table(
@@ -258,8 +265,12 @@ routing_gateways = Table(
     _flag("locked"),
     Column("expiry_date", Date, nullable=False, server_default=NEVER_EXPIRES),
     Column("memo", Text, nullable=False, server_default=""),
+    # added in 0002: time-based routing, a candidate only in this period of the calendar
+    _ref("work_calendar_id", "work_calendars"),
+    Column("period", String(16), nullable=False, server_default="always"),
     _choice("protocol", PROTOCOLS),
     _choice("caller_pool_mode", CALLER_POOL_MODES),
+    _choice("period", ROUTE_PERIODS),
 )
 
 ledger = Table(

@@ -58,6 +58,7 @@ class AccountFields(Strict):
     period_rate: str | None = None
     work_calendar: str | None = None
     number_sections: list[str] | None = None
+    blocked_sections: list[str] | None = None
     billing_model: Literal["Standard", "Flow"] | None = None
     agent_id: str | None = None
     authorizations: list[str] | None = None
@@ -277,6 +278,18 @@ def build_api(services, logins) -> FastAPI:
         return ExactJSON(tariffs.save_period_rate(who, name, body.work_calendar, body.working_rate_table,
                                                   body.non_working_rate_table))
 
+    # ------------------------------------------------------------------ gateways, routing
+
+    gateways = services.gateways
+    for path, entity in (("mapping-gateways", "mapping_gateways"), ("routing-gateways", "routing_gateways"),
+                         ("gateway-groups", "gateway_groups")):
+        _gateway_routes(api, gateways, f"/api/{path}", entity, Who)
+
+    @api.get("/api/routing-analysis", tags=["gateways"])
+    def routing_analysis(number: str = Query(pattern=r"^[0-9+*#]{1,64}$"), customer: str | None = None,
+                         mapping_gateway: str | None = None, at: float | None = None, who: Actor = Who):
+        return ExactJSON(gateways.analyse(who, number, customer=customer, mapping_gateway=mapping_gateway, at=at))
+
     # ------------------------------------------------------------------ records
 
     @api.get("/api/cdrs", tags=["records"])
@@ -304,3 +317,30 @@ def build_api(services, logins) -> FastAPI:
         return None
 
     return api
+
+
+def _gateway_routes(api: FastAPI, gateways, base: str, entity: str, who_dependency) -> None:
+    """List, add, read, change and delete for one kind of gateway record. Bodies are the
+    record's fields by name (rate tables, calendars and groups named, not numbered);
+    unknown fields are refused by name."""
+
+    @api.get(base, tags=["gateways"], name=f"list {entity}")
+    def list_all(who: Actor = who_dependency):
+        return ExactJSON(gateways.list(who, entity))
+
+    @api.post(base, status_code=201, tags=["gateways"], name=f"add to {entity}")
+    def create(body: dict = Body(...), who: Actor = who_dependency):
+        return ExactJSON(gateways.create(who, entity, body), status_code=201)
+
+    @api.get(base + "/{name}", tags=["gateways"], name=f"read from {entity}")
+    def read(name: str, who: Actor = who_dependency):
+        return ExactJSON(gateways.get(who, entity, name))
+
+    @api.patch(base + "/{name}", tags=["gateways"], name=f"change in {entity}")
+    def change(name: str, body: dict = Body(...), who: Actor = who_dependency):
+        return ExactJSON(gateways.update(who, entity, name, body))
+
+    @api.delete(base + "/{name}", status_code=204, tags=["gateways"], name=f"delete from {entity}")
+    def remove(name: str, who: Actor = who_dependency):
+        gateways.delete(who, entity, name)
+        return Response(status_code=204)

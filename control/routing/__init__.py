@@ -1,0 +1,1 @@
+"""Routing: mapping gateways, routing gateways, candidate selection, number transforms."""
