@@ -319,7 +319,7 @@ class B2BUA:
             phone = None if customer is not None else self.config.phone(user)
             if customer is None and phone is None:
                 self.stats["rejected_unknown_source"] += 1
-                txn.respond(403, "Forbidden")
+                txn.respond(403, R.IP_BLOCKED.name)          # neither a gateway nor a phone
                 return
             if not self.registrar.authorize_call(request, txn, user, source):
                 return

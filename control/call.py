@@ -79,6 +79,7 @@ class Call:
         self.no_route = no_route                  # the reason when there is no target at all
         self.on_end: list = []                    # callbacks when the call ends (limits released)
         self.seized = None                        # the routing gateway whose line this call holds
+        self.offered_codecs = None                # codec rules of the media session's latest offer
         self.pool_number = None                   # the caller pool number it presents
         self.attempt = -1
         self.state = "routing"                   # routing -> early -> answered -> ended
@@ -146,11 +147,31 @@ class Call:
             b2b.calls_by_media[self.media_id] = self
             if body:
                 try:
-                    self.b_body = b2b.media.offer(self.media_id, self.a_remote_tag, body)
+                    self._offer(first)
                 except MediaError as exc:
                     self.fail(_media_reason(exc), "switch", detail=exc.reason)
                     return
         self.try_next(self.no_route)
+
+    def _codec_options(self, gateway) -> dict:
+        """The media session's codec rules for the caller's offer toward ``gateway``: the
+        mapping gateway's codecs are all the caller may use; a routing gateway's codecs
+        are all it is offered (the engine transcodes between them)."""
+        options = {}
+        if self.customer is not None and self.customer.codecs:
+            options.update(strip=["all"], **{"except": list(self.customer.codecs)})
+        if gateway is not None and getattr(gateway, "codecs", ()):
+            options.update(mask=["all"], transcode=list(gateway.codecs))
+        return options
+
+    def _offer(self, gateway) -> None:
+        """Offer the caller's SDP to the media session with ``gateway``'s codec rules
+        (again only when they differ from the last offer's)."""
+        options = self._codec_options(gateway)
+        if options == self.offered_codecs:
+            return
+        self.b_body = self.b2b.media.offer(self.media_id, self.a_remote_tag, self.a_invite.body, codec=options)
+        self.offered_codecs = options
 
     def try_next(self, reason: R.Reason, status: int | None = None, phrase: str | None = None) -> None:
         """Call the next target; with none left the call fails with ``reason`` (and the last
@@ -164,6 +185,13 @@ class Call:
         callee = self.record.callee
         caller = self.record.caller
         if kind == "vendor":
+            if self.proxied and self.a_invite.body and self.attempt > 0:
+                try:
+                    self._offer(target)
+                except MediaError as exc:
+                    self.record.attempts += 1
+                    self.try_next(_media_reason(exc))
+                    return
             callee = target.callee_for(callee)
             caller = self._seize(target, target.caller_dial_plan.apply(caller))
             uri = f"sip:{callee}@{target.host}:{target.port}"
@@ -440,6 +468,9 @@ class Call:
         self.a_txn.on_ack_timeout = self._no_ack
         self.a_txn.respond(200, "OK", headers=headers, body=a_body)
         limit, detail = b2b.config.max_call_duration or None, "configured limit"
+        own = self.customer.conversation_limit if self.customer is not None else 0
+        if own and (limit is None or own < limit):
+            limit, detail = own, f"conversation limitation of mapping gateway {self.customer.name}"
         if self.billing is not None:
             paid = b2b.charging.max_duration(self.billing)
             if paid is not None and (limit is None or paid < limit):

@@ -38,11 +38,15 @@ class MediaControl:
             raise MediaError(reason, status)
         return reply
 
-    def offer(self, call_id: str, from_tag: str, sdp: bytes, flags=()) -> bytes:
-        """Relay an offer: returns the SDP to send on (endpoints are the engine's)."""
-        reply = self._run({"command": "offer", "call-id": call_id, "from-tag": from_tag,
-                           "sdp": sdp.decode("utf-8", "surrogateescape"),
-                           "flags": list(flags), "replace": ["origin", "session-connection"]})
+    def offer(self, call_id: str, from_tag: str, sdp: bytes, flags=(), codec: dict | None = None) -> bytes:
+        """Relay an offer: returns the SDP to send on (endpoints are the engine's).
+        ``codec`` is rtpengine's codec dictionary (strip/except/mask/transcode)."""
+        message = {"command": "offer", "call-id": call_id, "from-tag": from_tag,
+                   "sdp": sdp.decode("utf-8", "surrogateescape"),
+                   "flags": list(flags), "replace": ["origin", "session-connection"]}
+        if codec:
+            message["codec"] = codec
+        reply = self._run(message)
         return reply["sdp"].encode("utf-8", "surrogateescape")
 
     def answer(self, call_id: str, from_tag: str, to_tag: str, sdp: bytes, flags=()) -> bytes:

@@ -84,18 +84,29 @@ class SipTransport:
         self.stats: Counter = Counter()
 
     async def listen(self, host: str, port: int, tcp: bool = True) -> tuple[str, int]:
-        """UDP (and TCP) on ``host:port``; returns the bound address (port 0 picks one)."""
+        """UDP (and TCP) on ``host:port``; returns the bound address. Port 0 picks one
+        free for both: a UDP port whose TCP twin is taken is given back and another tried."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self._mark(sock, family)
-        sock.bind((host, port))
-        local = sock.getsockname()[:2]
+        for attempt in range(20 if port == 0 else 1):
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            self._mark(sock, family)
+            sock.bind((host, port))
+            local = sock.getsockname()[:2]
+            server = None
+            if tcp:
+                try:
+                    server = await self.loop.create_server(lambda: _Tcp(self, local), host, local[1],
+                                                           family=family, reuse_address=True)
+                except OSError:
+                    sock.close()
+                    if port == 0 and attempt < 19:
+                        continue
+                    raise
+            break
         transport, protocol = await self.loop.create_datagram_endpoint(lambda: _Udp(self, local), sock=sock)
         self.udp[local] = protocol
-        if tcp:
-            server = await self.loop.create_server(lambda: _Tcp(self, local), host, local[1],
-                                                   family=family, reuse_address=True)
+        if server is not None:
             for listener in server.sockets:
                 self._mark(listener, family)
             self.servers.append(server)

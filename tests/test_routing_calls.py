@@ -322,3 +322,59 @@ def test_route_analysis_command_reads_the_store(routed, tmp_path):
     bad = subprocess.run(["vosmedia", "route-analysis", "--data-dir", str(tmp_path), "--mapping-gateway", "nope",
                           "--number", "1"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no mapping gateway 'nope'" in bad.stderr
+
+
+def test_routing_gateway_codecs_shape_the_vendor_offer(tmp_path):
+    """A routing gateway limited to PCMA is offered only PCMA (the media engine will
+    transcode the caller's PCMU); the next gateway, without codec rules, gets the
+    caller's own offer."""
+    config = configuration.from_dict({
+        "sip": {"listen": ["127.0.0.1:0"]},
+        "params": {"SS_SIP_TIMEOUT_INVITE": 2, "SS_MEDIAPROXYMODE": 1, "SS_GATEWAY_KEEPALIVE_INTERVAL": 0},
+        "customer": [{"name": "acme", "addresses": ["127.0.0.1"], "account": "C1"}],
+    })
+    switch = RunningSwitch(config, tmp_path)
+    peers = []
+    try:
+        services = switch.switch.services
+        switch.call(services.accounts.create, SYSTEM, "V1", {"name": "vendor-1", "kind": "vendor"})
+        alaw, plain = free_udp_port(), free_udp_port()
+        for name, port, priority, codecs in (("g-alaw", alaw, 1, ["PCMA"]), ("g-plain", plain, 2, [])):
+            switch.call(services.gateways.create, SYSTEM, "routing_gateways", {
+                "name": name, "account_id": "V1", "address": "127.0.0.1", "port": port,
+                "priority": priority, "codecs": codecs})
+        for name, port in (("alaw", alaw), ("plain", plain)):
+            args = ["-sf", str(render("uas-status.xml", tmp_path, status=503))]
+            peers.append(Peer(sipp_args(args, port, tmp_path, name), tmp_path, name))
+            wait_bound(port)
+        caller = Peer(sipp_args(["-sn", "uac", "-s", "4930123", f"127.0.0.1:{switch.port}"], free_udp_port(),
+                                tmp_path, "caller"), tmp_path, "caller")
+        peers.append(caller)
+        caller.wait(30)
+        for peer in peers:
+            peer.stop()
+        offered = {}
+        for name in ("alaw", "plain"):
+            text = (tmp_path / f"{name}.msg").read_text()
+            offered[name] = re.findall(r"^m=audio \d+ RTP/AVP ([\d ]+)", text, re.M)[0].split()
+        assert offered["alaw"][0] == "8" and "0" not in offered["alaw"], offered
+        assert offered["plain"][0] == "0", offered
+    finally:
+        for peer in peers:
+            peer.stop()
+        switch.stop()
+
+
+def test_conversation_limitation_ends_the_call(routed):
+    switch, add_gateway, peer = routed
+    switch.call(switch.switch.services.gateways.update, SYSTEM, "mapping_gateways", "acme",
+                {"conversation_limitation": 2})
+    port = free_udp_port()
+    add_gateway("g-any", port)
+    peer("vendor", ["-sn", "uas"], port)
+    wait_bound(port)
+    caller = uac(peer, switch, "caller", scenario="uac-wait-bye.xml")
+    assert caller.wait(30) == 0, caller.report()
+    (record,) = switch.wait_records(1)
+    assert record["reason"] == "Max Duration" and "conversation limitation" in record["detail"]
+    assert 1.9 <= record["duration_s"] <= 3.0
