@@ -9,16 +9,20 @@ import secrets
 import time
 
 from control.b2bua import B2BUA
+from control.monitor import SystemMonitor
 from control.store import StoreWriter, open_store, upgrade_to_head
 from control.services import Services
 from control.services.logins import Logins
+from control.services.operations import Operations
+from control.services.webaccess import WebAccess
 from control.store import entities
 from control.web.api import build_api
 from control.web.server import WebServer
-from control.services.bootstrap import bootstrap_customer, bootstrap_vendor
+from control.services.bootstrap import bootstrap_customer, bootstrap_phone, bootstrap_vendor
 from control.config import SwitchConfig
 from control.media import MediaControl
 from control.params import ParamStore
+from control.store.parameters import load_params
 from control.sip.timer import Timers
 from control.transport import SipTransport
 
@@ -49,6 +53,7 @@ class Switch:
         self.web_listen = web_listen                 # None: no Web API
         self.admin_password = admin_password
         self.web: WebServer | None = None
+        self.monitor: SystemMonitor | None = None
         self.web_address: tuple[str, int] | None = None
         self.addresses: list[tuple[str, int]] = []
         self._tasks: list[asyncio.Task] = []
@@ -60,6 +65,8 @@ class Switch:
         # records and charges go through the journaled writer, durable once accepted
         self.store = open_store(self.store_url)
         upgrade_to_head(self.store)
+        # values operators stored (Web API) win over the configuration file's
+        self.params = ParamStore({**self.config.params, **load_params(self.store)})
         self.cdr = StoreWriter(self.store, os.path.join(self.data_dir, "journal"))
         self.logins = Logins(self.store, Logins.secret_file(os.path.join(self.data_dir, "web-secret")))
         self._first_login()
@@ -88,7 +95,7 @@ class Switch:
         local = {"udp": (host, first[1]), "tcp": (host, first[1])}
         self.core = B2BUA(timers, self.config, self.params, media, self.cdr, local=local,
                           wall_offset=time.time() - loop.time(), charging=self.charging,
-                          router=self.services.gateways.router)
+                          router=self.services.gateways.router, phones=self.services.phones.lookup)
         self.services.gateways.listeners.append(self._routing_changed)
         self.transport = SipTransport(self.core, loop, tos=self.params.get("SS_QOS_SIGNAL"))
         for listen_host, port in self.config.listen:
@@ -98,8 +105,15 @@ class Switch:
         self._tasks.append(loop.create_task(self._housekeeping()))
         self.core.start_probes()
         self.transport.flush()                   # arms the timer wake-up before any traffic
+        self.monitor = SystemMonitor(self.core.alarms, disk_path=os.path.abspath(self.data_dir))
+        self._tasks.append(loop.create_task(self.monitor.run()))
         if self.web_listen is not None:
-            self.web = WebServer(build_api(self.services, self.logins), *self.web_listen)
+            manager = os.path.join(os.path.dirname(__file__), "web", "manager")
+            self.web_access = WebAccess(self.store, self.services.accounts.directory.require)
+            self.web_access.load()
+            api = build_api(self.services, self.logins, Operations(self),
+                            manager if os.path.isdir(manager) else None, self.web_access)
+            self.web = WebServer(api, *self.web_listen)
             self.web_address = await self.web.start()
         log.info("switch ready: SIP on %s; media %s", ", ".join(f"{h}:{p}" for h, p in self.addresses),
                  ", ".join(self.media_interfaces) if self.engine else "not proxied")
@@ -131,6 +145,8 @@ class Switch:
             bootstrap_customer(services, customer)
         for vendor in self.config.vendors:
             bootstrap_vendor(services, vendor)
+        for phone in self.config.phones:
+            bootstrap_phone(services, phone, self.config.customers)
         return services
 
     def _routing_changed(self, table) -> None:

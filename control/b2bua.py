@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime, timezone
 
 from control import reasons as R
@@ -49,7 +49,7 @@ MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 class B2BUA:
     def __init__(self, timers: Timers, config: SwitchConfig, params: ParamStore,
                  media: MediaControl | None, cdr_sink, *, local: dict, wall_offset: float = 0.0,
-                 user_agent: str = "vosmedia", charging=None, router=None):
+                 user_agent: str = "vosmedia", charging=None, router=None, phones=None):
         self.timers = timers
         self.config = config
         self.params = params
@@ -65,6 +65,7 @@ class B2BUA:
                                       invite_timeout=params.get("SS_SIP_TIMEOUT_INVITE"))
         params.on_change(self._param_changed)
         self.router = router or Router.from_config(config, params)
+        self.phone = phones or config.phone         # user -> phone (store-backed in the switch)
         self.guard = FloodGuard(trusted=self.router.table.trusted_addresses())
         self.registrar = Registrar(self, config)
         self.dialogs: dict[tuple[str, str], tuple[Call, str]] = {}   # (call-id, our tag) -> (call, side)
@@ -73,6 +74,8 @@ class B2BUA:
         self.stats: Counter = Counter()
         self.instance = uuid.uuid4().hex[:8]    # our Via branches carry it: loop detection
         self.alarms = Alarms()
+        self.recent_invites: deque[float] = deque()     # INVITE arrival times, last minute
+        self.ended_by_reason: Counter = Counter()       # termination reason -> calls
         self._probe_timer = None
 
     # ------------------------------------------------------------------ plumbing
@@ -293,8 +296,24 @@ class B2BUA:
         else:
             invite.respond(487, "Request Terminated")
 
+    def account_name(self, account_id: str | None) -> str:
+        """An account's name for call records ("" when billing does not know it)."""
+        if not account_id or self.charging is None:
+            return ""
+        record = self.charging.accounts.record(account_id)
+        return record.name if record is not None else ""
+
+    def calls_per_second(self, window: float = 10.0) -> float:
+        """New calls per second over the last ``window`` seconds."""
+        now = self.timers.now
+        recent = self.recent_invites
+        while recent and recent[0] < now - 60:
+            recent.popleft()
+        return round(sum(1 for t in recent if t >= now - window) / window, 2)
+
     def _invite(self, request: Request, txn: ServerTransaction, flow) -> None:
         self.stats["invites"] += 1
+        self.recent_invites.append(self.timers.now)
         headers = request.headers
         max_forwards = request.max_forwards
         if max_forwards is not None and max_forwards <= 0:
@@ -316,7 +335,7 @@ class B2BUA:
         if customer is None:
             user = parse_name_addr(headers.get("From")).uri.user or ""
             customer = table.password_gateway(user)
-            phone = None if customer is not None else self.config.phone(user)
+            phone = None if customer is not None else self.phone(user)
             if customer is None and phone is None:
                 self.stats["rejected_unknown_source"] += 1
                 txn.respond(403, R.IP_BLOCKED.name)          # neither a gateway nor a phone
@@ -326,6 +345,7 @@ class B2BUA:
         caller = parse_name_addr(headers.get("From")).uri.user_unescaped or ""
         refused, targets, no_route = None, [], R.NO_AVAILABLE_ROUTER
         if customer is not None:
+            self.router.state.last_seen[customer.id] = self.timers.now
             refused = self.admit_ingress(customer)
             caller = customer.caller_dial_plan.apply(caller_number(headers, customer.caller_number_source) or caller)
             callee = customer.routed_callee(callee)
@@ -385,6 +405,7 @@ class B2BUA:
     def record(self, record: CallRecord) -> None:
         """Hand an ended call's record to the sink, unless it held no time and
         SERVER_BILLING_RECORD_ZERO_HOLD_TIME says such calls leave no record."""
+        self.ended_by_reason[record.reason] += 1
         billing = BillingParams.from_store(self.params)
         if not records_cdr(hold_time(int(round(record.duration_s * 1000)), billing), billing):
             self.stats["cdrs_skipped"] += 1

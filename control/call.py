@@ -116,8 +116,9 @@ class Call:
         self.billing = None                       # control.charging.CallBilling of a rated call
         now = b2b.wall()
         self.record = CallRecord(call_id=invite.call_id, caller=caller, callee=callee,
-                                 customer=customer.name if customer else (phone.customer if phone else ""),
-                                 customer_id=(customer.account or None) if customer else None,
+                                 customer=(b2b.account_name(customer.account) or customer.name) if customer
+                                 else (phone.customer if phone else ""),
+                                 customer_id=(customer.account or None) if customer else getattr(phone, "account", None),
                                  mapping_gateway=customer.name if customer else "",
                                  caller_ip=flow[1][0], start=now)
         self.started = b2b.timers.now
@@ -127,9 +128,10 @@ class Call:
     def start(self) -> None:
         b2b = self.b2b
         customer = self.customer
-        if customer is not None and b2b.charging is not None:
+        account = customer.account if customer is not None else getattr(self.phone, "account", None)
+        if account and b2b.charging is not None:
             try:
-                self.billing = b2b.charging.admit(customer.account, self.record.callee, self.record.start)
+                self.billing = b2b.charging.admit(account, self.record.callee, self.record.start)
             except Refused as exc:
                 self.fail(exc.reason, "switch", detail=exc.detail)
                 return
@@ -152,6 +154,25 @@ class Call:
                     self.fail(_media_reason(exc), "switch", detail=exc.reason)
                     return
         self.try_next(self.no_route)
+
+    def snapshot(self) -> dict:
+        """The call as the current-calls list shows it: parties, state, duration and, per
+        leg, codec, DTMF method, packets, loss and jitter (from the media engine)."""
+        b2b = self.b2b
+        record = self.record
+        stats = b2b.media.query(self.media_id) if self.proxied and b2b.media is not None else None
+        legs = _media_summary(stats, self.a_remote_tag, self.b_tag) if stats else {}
+        shown = []
+        for side, party, codec in (("caller", "a", record.caller_codec), ("callee", "b", record.vendor_codec)):
+            leg = legs.get("caller" if side == "caller" else "vendor", {})
+            packets, lost = leg.get("packets", 0), leg.get("lost", 0)
+            shown.append({"side": side, "codec": codec, "dtmf": self.dtmf_sides.get(party, (None, ""))[1] or "",
+                          "packets": packets, "loss_percent": round(100.0 * lost / (packets + lost), 2) if packets + lost else 0.0,
+                          "jitter_ms": round(leg.get("jitter_us", 0) / 1000, 1)})
+        return {"call_id": record.call_id, "caller": record.caller, "callee": record.callee,
+                "customer": record.customer, "customer_id": record.customer_id, "vendor": record.vendor,
+                "state": self.state, "start_time": record.start,
+                "duration_s": round(b2b.wall() - record.answer, 1) if record.answer else 0.0, "legs": shown}
 
     def _codec_options(self, gateway) -> dict:
         """The media session's codec rules for the caller's offer toward ``gateway``: the
@@ -196,7 +217,7 @@ class Call:
             caller = self._seize(target, target.caller_dial_plan.apply(caller))
             uri = f"sip:{callee}@{target.host}:{target.port}"
             flow = b2b.flow_to(target.host, target.port, target.transport)
-            self.record.vendor = target.name
+            self.record.vendor = b2b.account_name(target.account) or target.name
             self.record.vendor_ip = target.host
             self.record.vendor_id, self.record.routing_gateway = target.account, target.name
         else:                                     # a registered phone: its Contact, via its NAT binding
@@ -207,7 +228,8 @@ class Call:
         transport = flow[0]
         self.record.attempt_details.append({
             "seq": self.attempt + 1, "vendor": self.record.vendor, "vendor_ip": self.record.vendor_ip,
-            "routing_gateway": self.record.vendor, "callee_sent": callee, "start_time": self.b2b.wall()})
+            "routing_gateway": self.record.routing_gateway if kind == "vendor" else self.record.vendor,
+            "callee_sent": callee, "start_time": self.b2b.wall()})
         self.record.caller_sent, self.record.callee_sent = caller, callee
         self.b_flow = flow
         self.b_tag = ""
@@ -755,7 +777,7 @@ class Call:
         else:
             owner = self.targets[self.attempt][1] if 0 <= self.attempt < len(self.targets) else None
             if owner is not None and not hasattr(owner, "dtmf"):          # a registered phone's binding
-                owner = self.b2b.config.phone(owner.user)
+                owner = self.b2b.phone(owner.user)
         return owner.dtmf if owner is not None else DtmfSettings()
 
     def _setup_dtmf(self, answer: Response) -> None:

@@ -62,6 +62,12 @@ class MediaControl:
             return None
         return self.ng.delete_call(call_id, reason)
 
+    def query(self, call_id: str) -> dict | None:
+        """The call's statistics so far (NG query shape), or None without media."""
+        if call_id not in self.ng.calls:
+            return None
+        return self._run({"command": "query", "call-id": call_id})
+
     def has_call(self, call_id: str) -> bool:
         return call_id in self.ng.calls
 

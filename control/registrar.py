@@ -67,7 +67,7 @@ class Registrar:
 
     def _lookup(self, username: str, realm: str) -> Credential | None:
         """A phone's password, or a Password-mode mapping gateway's."""
-        phone = self.config.phone(username)
+        phone = self.b2b.phone(username)
         if phone is not None:
             return Credential(phone.password)
         gateway = self.b2b.router.table.password_gateway(username)
@@ -92,7 +92,7 @@ class Registrar:
             txn.respond(400, "Bad To header")
             return
         user = aor.user_unescaped or ""
-        if self.config.phone(user) is None:
+        if self.b2b.phone(user) is None:
             txn.respond(404, "Not Found")
             return
         authenticated = self._authenticate(request, txn, flow[1][0], proxy=False)

@@ -5,7 +5,7 @@ set -e
 export PIP_ROOT_USER_ACTION=ignore
 cd "$(dirname "$0")/.."
 
-DEBS="gcc python3-dev iproute2 sip-tester kamailio libbcg729-dev espeak-ng postgresql sipvicious"
+DEBS="gcc python3-dev iproute2 sip-tester kamailio libbcg729-dev espeak-ng postgresql sipvicious chromium"
 missing=""
 for p in $DEBS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

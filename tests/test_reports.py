@@ -11,7 +11,7 @@ from tests.test_store import store, url  # noqa: F401  (the two-backend fixtures
 
 def _call(customer, vendor, start, *, answered=True, hold=60.0, pdd=800, fee="0", cost="0"):
     record = CallRecord(call_id=f"{customer}-{start}", caller="100", callee="5551234", customer=customer,
-                        vendor=vendor, start=start, end=start + hold + 5, pdd_ms=pdd,
+                        vendor=vendor, routing_gateway=vendor, start=start, end=start + hold + 5, pdd_ms=pdd,
                         answer=start + 5 if answered else None, duration_s=hold if answered else 0.0,
                         sip_code=200 if answered else 486, reason="Normal" if answered else "User Busy")
     record.fee, record.cost = Decimal(fee), Decimal(cost)

@@ -125,7 +125,8 @@ def test_stop_code_ends_failover_unless_switch_until_connect(routed):
     second = uac(peer, switch, "second", extra=["-d", "300"])
     assert second.wait(30) == 0, second.report()
     record = switch.wait_records(2)[0]
-    assert record["sip_code"] == 200 and record["vendor"] == "g-good" and record["attempts"] == 2
+    assert record["sip_code"] == 200 and record["routing_gateway"] == "g-good" and record["attempts"] == 2
+    assert record["vendor"] == "vendor-1"                       # the vendor account's name
 
 
 def test_egress_numbers_identity_and_caller_pool_on_the_wire(routed, tmp_path):

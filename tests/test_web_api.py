@@ -186,7 +186,9 @@ def build_tree(web):
     for kind, body in (("mapping-gateways", {"name": "mg-B1", "account_id": "B1", "addresses": ["10.9.0.1"]}),
                        ("mapping-gateways", {"name": "mg-A1", "account_id": "A1", "addresses": ["10.9.0.2"]}),
                        ("routing-gateways", {"name": "rg-BV", "account_id": "BV", "address": "10.9.1.1"}),
-                       ("gateway-groups", {"name": "shared", "line_limit": 10})):
+                       ("gateway-groups", {"name": "shared", "line_limit": 10}),
+                       ("phones", {"number": "7001", "password": "pw7001", "account_id": "B1"}),
+                       ("phones", {"number": "7002", "password": "pw7002", "account_id": "A1"})):
         reply = web.post(f"/api/{kind}", headers=admin, json=body)
         assert reply.status_code == 201, reply.text
     web.switch.switch.logins.add("agent-a", "agent-a-pw", account_id="A")
@@ -227,10 +229,26 @@ for kind, name, body in (("mapping-gateways", "mg-B1", {"name": "x", "account_id
     OUTSIDE[("PATCH", f"/api/{kind}/{{name}}")] = lambda c, h, k=kind, n=name: c.patch(
         f"/api/{k}/{n}", headers=h, json={"locked": True})
     OUTSIDE[("DELETE", f"/api/{kind}/{{name}}")] = lambda c, h, k=kind, n=name: c.delete(f"/api/{k}/{n}", headers=h)
+OUTSIDE[("POST", "/api/phones")] = lambda c, h: c.post("/api/phones", headers=h, json={
+    "number": "7009", "password": "x1234", "account_id": "B1"})
+OUTSIDE[("GET", "/api/phones/{number}")] = lambda c, h: c.get("/api/phones/7001", headers=h)
+OUTSIDE[("PATCH", "/api/phones/{number}")] = lambda c, h: c.patch("/api/phones/7001", headers=h, json={"locked": True})
+OUTSIDE[("DELETE", "/api/phones/{number}")] = lambda c, h: c.delete("/api/phones/7001", headers=h)
+OUTSIDE[("GET", "/api/cdrs.csv")] = lambda c, h: c.get("/api/cdrs.csv?customer=B1", headers=h)
+# operators only: an agent is refused whatever it asks
+for path in ("/api/alarms", "/api/system", "/api/online-phones", "/api/online-gateways", "/api/parameters",
+             "/api/web-access"):
+    OUTSIDE[("GET", path)] = lambda c, h, p=path: c.get(p, headers=h)
+OUTSIDE[("PUT", "/api/parameters/{name}")] = lambda c, h: c.put(
+    "/api/parameters/SS_SIP_TIMEOUT_INVITE", headers=h, json={"value": 5})
+OUTSIDE[("PUT", "/api/web-access")] = lambda c, h: c.put("/api/web-access", headers=h, json={"allow": ["10.0.0.0/8"]})
 OUTSIDE[("GET", "/api/routing-analysis")] = lambda c, h: c.get("/api/routing-analysis?number=4930&customer=B1", headers=h)
 # no target: what they return is scoped by the actor (checked in test_agent_cannot_reach_outside_its_subtree)
 OPEN = {("POST", "/api/login"), ("GET", "/api/accounts"), ("GET", "/api/mapping-gateways"),
-        ("GET", "/api/routing-gateways"), ("GET", "/api/gateway-groups")}
+        ("GET", "/api/routing-gateways"), ("GET", "/api/gateway-groups"), ("GET", "/api/dashboard"),
+        ("GET", "/api/events"), ("GET", "/api/current-calls"), ("GET", "/api/reports/income"),
+        ("GET", "/api/reports/traffic"), ("GET", "/api/phones"),
+        ("GET", "/metrics")}      # no token: reachable from the Web access control list only
 
 
 def test_every_endpoint_is_covered(web):
@@ -255,6 +273,7 @@ def test_agent_cannot_reach_outside_its_subtree(web):
     assert {a["id"] for a in web.get("/api/accounts", headers=agent).json()} == {"A", "A1"}
     assert [g["name"] for g in web.get("/api/mapping-gateways", headers=agent).json()] == ["mg-A1"]
     assert web.get("/api/routing-gateways", headers=agent).json() == []
+    assert [p["number"] for p in web.get("/api/phones", headers=agent).json()] == ["7002"]
     assert web.get("/api/gateway-groups", headers=agent).json() == []
     assert web.get("/api/mapping-gateways/mg-B1", headers=admin).json()["locked"] is False
 

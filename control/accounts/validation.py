@@ -46,6 +46,10 @@ def clean_text(field: str, value: Any, *, required: bool) -> str:
     return value
 
 
+MAX_MONEY = Decimal(10) ** 12          # far above any real balance; keeps the store's BIGINT safe
+MAX_LIMIT = 10 ** 6
+
+
 def clean_money(field: str, value: Any, *, minimum: Decimal | None = None) -> Decimal:
     # float is refused outright: 0.1 as a float is not 0.1, and money must be exact.
     if isinstance(value, bool) or isinstance(value, float):
@@ -56,6 +60,8 @@ def clean_money(field: str, value: Any, *, minimum: Decimal | None = None) -> De
         amount = None
     if amount is None or not amount.is_finite():
         raise AccountError(field, "must be a finite decimal amount")
+    if abs(amount) >= MAX_MONEY or amount != amount.quantize(Decimal("0.0001"), rounding="ROUND_DOWN"):
+        raise AccountError(field, f"must be below {MAX_MONEY} in magnitude, with at most 4 decimal places")
     if minimum is not None and amount < minimum:
         raise AccountError(field, f"must be at least {minimum}")
     return amount
@@ -91,8 +97,8 @@ def clean_limit(field: str, value: Any) -> int | None:
         return None
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise AccountError(field, "must be a whole number >= 0, or empty for no limit")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LIMIT:
+        raise AccountError(field, f"must be a whole number >= 0 (at most {MAX_LIMIT}), or empty for no limit")
     return value
 
 

@@ -35,6 +35,7 @@ class RouteState:
         self.group_lines: Counter = Counter()     # gateway group id -> calls on its gateways
         self.ingress: Counter = Counter()         # mapping gateway id -> calls from it now
         self.rates: dict[int, CallRate] = {}      # mapping gateway id -> its CPS window
+        self.last_seen: dict[int, float] = {}     # mapping gateway id -> its latest INVITE (monotonic)
         self.unreachable: set[int] = set()        # routing gateway ids failing OPTIONS
         self.missed: Counter = Counter()          # unanswered OPTIONS in a row
         self.outcomes: dict[int, deque] = {}      # routing gateway id -> (time, answered)

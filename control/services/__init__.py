@@ -11,6 +11,8 @@ memory in the same step.
 * :attr:`accounts` — accounts, agents and payments (:mod:`control.services.accounts`);
 * :attr:`gateways` — mapping and routing gateways, gateway groups, Routing Analysis
   (:mod:`control.services.gateways`), and the call path's routing table;
+* :attr:`phones` — registered endpoints (:mod:`control.services.phones`), what the
+  registrar authenticates against;
 * :attr:`charging` — the call path's billing (:class:`control.charging.Charging`) over
   the same in-memory records.
 """
@@ -21,6 +23,7 @@ from control.billing.reservations import Reservations
 from control.charging import Charging
 from control.services.accounts import AccountService
 from control.services.gateways import GatewayService
+from control.services.phones import PhoneService
 from control.services.tariffs import Tariffs
 from control.store import entities
 
@@ -37,6 +40,7 @@ class Services:
         self.charging = Charging(params, writer, self.accounts, self.tariffs, self.funds)
         self.gateways = GatewayService(store, self.accounts, self.tariffs, params)
         self.gateways.router.vendor_usable = self.charging.vendor_usable
+        self.phones = PhoneService(store, self.accounts)
 
     @classmethod
     def open(cls, store, params, writer) -> Services:
@@ -45,6 +49,7 @@ class Services:
         services.tariffs.load()
         services.accounts.load()
         services.gateways.load()
+        services.phones.load()
         return services
 
 

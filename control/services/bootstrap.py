@@ -68,3 +68,15 @@ def vendor_row(vendor) -> dict:
 def full_row(entity: str, values: dict) -> dict:
     """``values`` completed with the store's column defaults."""
     return {**column_defaults(entity), **values}
+
+
+def bootstrap_phone(services, phone, customers) -> None:
+    """A [[phone]]: it belongs to its customer's account (``customer = NAME``), or else to
+    an account of its own named after its number."""
+    if phone.user in {row["number"] for row in services.phones.list(CONFIG)}:
+        return
+    owner = next((c for c in customers if c.name == phone.customer), None)
+    account = (owner.account or owner.name) if owner is not None else phone.user
+    bootstrap_account(services.accounts, account, owner.name if owner is not None else f"phone {phone.user}")
+    services.phones.create(CONFIG, {"number": phone.user, "password": phone.password, "account_id": account,
+                                    "media_proxy": phone.media_proxy, "dtmf": _dtmf(phone.dtmf)})

@@ -15,18 +15,20 @@ from sqlalchemy import Connection, case, func, select
 from control.store.engine import Store, transaction
 from control.store.schema import cdrs
 
-GROUPS = {"customer": cdrs.c.customer, "gateway": cdrs.c.vendor}
+GROUPS = {"customer": cdrs.c.customer, "gateway": cdrs.c.routing_gateway}
 
 
-def traffic(db: Store | Connection, by: str, since: float, until: float) -> list[dict]:
+def traffic(db: Store | Connection, by: str, since: float, until: float,
+            customer_ids: list[str] | None = None) -> list[dict]:
     """ASR, ACD and PDD per customer or per gateway (the vendor-side gateway) for calls
-    that started in [since, until), busiest first."""
+    that started in [since, until), busiest first; ``customer_ids``: only these
+    accounts' calls (an agent's subtree)."""
     key = GROUPS[by]
     answered = case((cdrs.c.answer_time.is_not(None), 1), else_=0)
     stmt = (select(key.label("name"), func.count().label("calls"), func.sum(answered).label("answered"),
                    func.sum(case((cdrs.c.answer_time.is_not(None), cdrs.c.hold_time), else_=0)).label("held"),
                    func.avg(cdrs.c.pdd_ms).label("pdd"))
-            .where(cdrs.c.start_time >= since, cdrs.c.start_time < until)
+            .where(cdrs.c.start_time >= since, cdrs.c.start_time < until, *_scope(customer_ids))
             .group_by(key).order_by(func.count().desc(), key))
     with transaction(db, write=False) as conn:
         rows = conn.execute(stmt).all()
@@ -42,12 +44,13 @@ def traffic(db: Store | Connection, by: str, since: float, until: float) -> list
     return out
 
 
-def income(db: Store | Connection, since: float, until: float, top: int | None = None) -> list[dict]:
+def income(db: Store | Connection, since: float, until: float, top: int | None = None,
+           customer_ids: list[str] | None = None) -> list[dict]:
     """Fee, cost and profit per customer for calls that started in [since, until), largest
     fee first (``top`` limits the list: the top-10 report)."""
     stmt = (select(cdrs.c.customer, func.count().label("calls"), func.sum(cdrs.c.fee).label("fee"),
                    func.sum(cdrs.c.cost).label("cost"), func.sum(cdrs.c.profit).label("profit"))
-            .where(cdrs.c.start_time >= since, cdrs.c.start_time < until)
+            .where(cdrs.c.start_time >= since, cdrs.c.start_time < until, *_scope(customer_ids))
             .group_by(cdrs.c.customer).order_by(func.sum(cdrs.c.fee).desc(), cdrs.c.customer))
     if top is not None:
         stmt = stmt.limit(top)
@@ -60,3 +63,7 @@ def income(db: Store | Connection, since: float, until: float, top: int | None =
 
     return [{"customer": customer, "calls": int(calls), "fee": amount(fee), "cost": amount(cost),
              "profit": amount(profit)} for customer, calls, fee, cost, profit in rows]
+
+
+def _scope(customer_ids: list[str] | None) -> tuple:
+    return () if customer_ids is None else (cdrs.c.customer_id.in_(list(customer_ids)),)

@@ -6,7 +6,7 @@ import datetime
 import time
 from decimal import Decimal
 
-from sqlalchemy import Table, select
+from sqlalchemy import BigInteger, Boolean, Date, Double, Integer, String, Table, select
 
 from control.store import schema
 from control.store.engine import transaction
@@ -24,6 +24,8 @@ CHOICES = {
     ("routing_gateways", "caller_pool_mode"): schema.CALLER_POOL_MODES,
     ("ledger", "kind"): schema.LEDGER_KINDS,
 }
+
+INT32 = 2 ** 31
 
 # Never copied into the audit log.
 SECRET_COLUMNS = frozenset({"password", "password_hash"})
@@ -67,6 +69,7 @@ def check_values(table: Table, values: dict, *, read_only: frozenset[str] = froz
         if allowed is not None and value not in allowed:
             raise ValueError(f"{table.name}.{name} must be one of {', '.join(allowed)}, got {value!r}")
         column_type = table.c[name].type
+        _check_type(table.name, name, column_type, value)
         if isinstance(column_type, Fixed):
             try:
                 to_units(value, column_type.scale)
@@ -75,6 +78,29 @@ def check_values(table: Table, values: dict, *, read_only: frozenset[str] = froz
     if "expiry_date" in values and isinstance(values["expiry_date"], str):
         values = {**values, "expiry_date": datetime.date.fromisoformat(values["expiry_date"])}
     return values
+
+
+def _check_type(table: str, name: str, column_type, value) -> None:
+    """The value fits the column on both backends (a wrong type is a clear error here, not
+    a driver error or a silently stored string on SQLite)."""
+    if value is None or isinstance(column_type, Fixed):
+        return
+    if isinstance(column_type, Boolean):
+        ok = isinstance(value, bool)
+    elif isinstance(column_type, Integer):
+        ok = isinstance(value, int) and not isinstance(value, bool) and -INT32 <= value < INT32
+        if isinstance(column_type, BigInteger):
+            ok = isinstance(value, int) and not isinstance(value, bool) and -2 ** 63 <= value < 2 ** 63
+    elif isinstance(column_type, String):
+        ok = isinstance(value, str) and (column_type.length is None or len(value) <= column_type.length)
+    elif isinstance(column_type, Double):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(column_type, Date):
+        ok = isinstance(value, (datetime.date, str))
+    else:
+        ok = True
+    if not ok:
+        raise ValueError(f"{name}: {value!r} does not fit {table}.{name} ({column_type})")
 
 
 def jsonable(value):

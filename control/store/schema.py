@@ -385,6 +385,14 @@ audit_log = Table(
     Index("ix_audit_log_entity_entity_id", "entity", "entity_id"),
 )
 
+web_access = Table(
+    "web_access", metadata,                          # added in 0003: Web access control allow list
+    Column("network", String(64), primary_key=True),   # an address or CIDR, normalised
+    Column("memo", Text, nullable=False, server_default=""),
+    Column("created_at", Double, nullable=False),
+    Column("created_by", String(64), nullable=False, server_default=""),
+)
+
 # How far each write-ahead journal has been applied, committed with the rows it covers.
 store_journal = Table(
     "store_journal", metadata,

@@ -42,6 +42,9 @@ class Fixed(TypeDecorator):
         return Decimal
 
 
+MAX_UNITS = 2 ** 63 - 1        # a signed BIGINT on both backends
+
+
 def to_units(value, scale: int) -> int | None:
     """``Decimal('1.25')`` at scale 4 -> ``12500``; ints and decimal strings are accepted,
     floats are not (they are not exact)."""
@@ -58,6 +61,8 @@ def to_units(value, scale: int) -> int | None:
     units = exact.scaleb(scale)
     if units != units.to_integral_value():
         raise ValueError(f"{value} has more than {scale} decimal places")
+    if abs(units) > MAX_UNITS:
+        raise ValueError(f"{value} is out of range (at most {MAX_UNITS // 10 ** scale} in magnitude)")
     return int(units)
 
 

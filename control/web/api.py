@@ -13,6 +13,8 @@ answer), 409 conflicts with stored data.
 """
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 from datetime import date, datetime
@@ -22,7 +24,8 @@ from typing import Literal
 
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -99,6 +102,15 @@ class CalendarIn(Strict):
     time_zone: str | None = None
 
 
+class ParameterIn(Strict):
+    value: str | int | bool | list[float] = Field(description="as `vosmedia` shows it, e.g. \"On\", 30, \"0.5,1,2\"")
+
+
+class WebAccessIn(Strict):
+    allow: list[str] = Field(max_length=256)
+    confirm: bool = False
+
+
 class PeriodRateIn(Strict):
     work_calendar: str
     working_rate_table: str
@@ -126,11 +138,14 @@ def _plain(value):
 
 
 def _error(status: int, field: str, rule: str) -> JSONResponse:
-    return ExactJSON({"error": {"field": field, "rule": rule}}, status_code=status)
+    return ExactJSON({"error": {"field": field or "body", "rule": rule or "refused"}}, status_code=status)
 
 
-def build_api(services, logins) -> FastAPI:
-    """The API over a running switch's services and logins."""
+def build_api(services, logins, operations=None, manager_dir: str | None = None,
+              web_access=None) -> FastAPI:
+    """The API over a running switch's services and logins; ``operations`` adds the live
+    endpoints, ``manager_dir`` serves the Web Manager at /manage, ``web_access`` (a
+    :class:`~control.services.webaccess.WebAccess`) guards every path."""
     api = FastAPI(title="vosmedia Web API", version="1", openapi_url="/api/openapi.json",
                   docs_url=None, redoc_url=None, default_response_class=ExactJSON)
     accounts, tariffs = services.accounts, services.tariffs
@@ -285,6 +300,29 @@ def build_api(services, logins) -> FastAPI:
                          ("gateway-groups", "gateway_groups")):
         _gateway_routes(api, gateways, f"/api/{path}", entity, Who)
 
+    phones = services.phones
+
+    @api.get("/api/phones", tags=["phones"])
+    def list_phones(who: Actor = Who):
+        return ExactJSON(phones.list(who))
+
+    @api.post("/api/phones", status_code=201, tags=["phones"])
+    def create_phone(body: dict = Body(...), who: Actor = Who):
+        return ExactJSON(phones.create(who, body), status_code=201)
+
+    @api.get("/api/phones/{number}", tags=["phones"])
+    def get_phone(number: str, who: Actor = Who):
+        return ExactJSON(phones.get(who, number))
+
+    @api.patch("/api/phones/{number}", tags=["phones"])
+    def update_phone(number: str, body: dict = Body(...), who: Actor = Who):
+        return ExactJSON(phones.update(who, number, body))
+
+    @api.delete("/api/phones/{number}", status_code=204, tags=["phones"])
+    def delete_phone(number: str, who: Actor = Who):
+        phones.delete(who, number)
+        return Response(status_code=204)
+
     @api.get("/api/routing-analysis", tags=["gateways"])
     def routing_analysis(number: str = Query(pattern=r"^[0-9+*#]{1,64}$"), customer: str | None = None,
                          mapping_gateway: str | None = None, at: float | None = None, who: Actor = Who):
@@ -292,11 +330,28 @@ def build_api(services, logins) -> FastAPI:
 
     # ------------------------------------------------------------------ records
 
+    def _cdr_filters(who: Actor, customer, since, until, caller, callee, reason) -> dict:
+        return {"customer_ids": _customer_scope(who, customer), "since": since, "until": until,
+                "caller": caller, "callee": callee, "reason": reason}
+
+    def number():          # a fresh Query per parameter (FastAPI keeps state on each)
+        return Query(None, pattern=r"^[0-9+*#a-zA-Z._-]{1,64}$")
+
     @api.get("/api/cdrs", tags=["records"])
-    def cdr_list(customer: str | None = None, limit: int = Query(100, ge=1, le=1000),
-                 offset: int = Query(0, ge=0), who: Actor = Who):
-        ids = _customer_scope(who, customer)
-        return ExactJSON(store_cdrs.query_cdrs(services.store, customer_ids=ids, limit=limit, offset=offset))
+    def cdr_list(customer: str | None = None, since: float | None = None, until: float | None = None,
+                 caller: str | None = number(), callee: str | None = number(), reason: str | None = None,
+                 limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0), who: Actor = Who):
+        filters = _cdr_filters(who, customer, since, until, caller, callee, reason)
+        return ExactJSON(store_cdrs.query_cdrs(services.store, limit=limit, offset=offset, **filters))
+
+    @api.get("/api/cdrs.csv", response_class=PlainTextResponse, tags=["records"])
+    def cdr_csv(customer: str | None = None, since: float | None = None, until: float | None = None,
+                caller: str | None = number(), callee: str | None = number(), reason: str | None = None,
+                who: Actor = Who):
+        out = io.StringIO()
+        store_cdrs.export_csv(services.store, out, **_cdr_filters(who, customer, since, until, caller, callee, reason))
+        return PlainTextResponse(out.getvalue(), media_type="text/csv",
+                                 headers={"Content-Disposition": 'attachment; filename="cdrs.csv"'})
 
     @api.get("/api/audit", tags=["records"])
     def audit_entries(entity_id: str | None = None, limit: int = Query(100, ge=1, le=1000), who: Actor = Who):
@@ -316,7 +371,106 @@ def build_api(services, logins) -> FastAPI:
             return [a["id"] for a in accounts.visible(who)]
         return None
 
+    if web_access is not None:
+        _access_control(api, web_access, Who)
+    if operations is not None:
+        _live_routes(api, operations, Who, logins)
+    if manager_dir is not None:
+        api.mount("/manage", StaticFiles(directory=manager_dir, html=True), name="manage")
     return api
+
+
+def _access_control(api: FastAPI, web_access, who_dependency) -> None:
+    """The allow list, checked before anything else, and its two endpoints."""
+
+    @api.middleware("http")
+    async def allow_list(request: Request, call_next):
+        address = request.client.host if request.client else ""
+        if not web_access.allows(address):
+            return _error(403, "source", f"{address} is not in the Web access control list")
+        return await call_next(request)
+
+    @api.get("/api/web-access", tags=["parameters"])
+    def get_access(who: Actor = who_dependency):
+        return ExactJSON(web_access.list(who))
+
+    @api.put("/api/web-access", tags=["parameters"])
+    def put_access(body: WebAccessIn, request: Request, who: Actor = who_dependency):
+        source = request.client.host if request.client else ""
+        return ExactJSON(web_access.replace(who, body.allow, source_ip=source, confirm=body.confirm))
+
+
+def _live_routes(api: FastAPI, operations, who_dependency, logins) -> None:
+    """Endpoints over the running switch's live state. They are ``async`` on purpose: they
+    run on the event loop that owns that state, never in the thread pool."""
+
+    async def figures(who: Actor) -> dict:
+        today = await run_in_threadpool(operations.income, who)      # a query: off the loop
+        return operations.dashboard(who, today)
+
+    @api.get("/api/dashboard", tags=["live"])
+    async def dashboard(who: Actor = who_dependency):
+        return ExactJSON(await figures(who))
+
+    @api.get("/api/events", tags=["live"], response_class=StreamingResponse)
+    async def events(request: Request, token: str = Query(min_length=1, max_length=1024)):
+        """Server-sent events: the dashboard every 2 s (``?token=``: EventSource sends no headers)."""
+        who = (await run_in_threadpool(logins.actor_for_token, token))[0]
+        first = await figures(who)                     # refuses at once, before streaming
+
+        async def stream():
+            data = first
+            while not await request.is_disconnected():
+                yield f"event: dashboard\ndata: {json.dumps(data, default=_plain, separators=(',', ':'))}\n\n"
+                await asyncio.sleep(2)
+                data = await figures(who)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    @api.get("/api/current-calls", tags=["live"])
+    async def current_calls(who: Actor = who_dependency):
+        return ExactJSON(operations.current_calls(who))
+
+    @api.get("/api/online-phones", tags=["live"])
+    async def online_phones(who: Actor = who_dependency):
+        return ExactJSON(operations.online_phones(who))
+
+    @api.get("/api/online-gateways", tags=["live"])
+    async def online_gateways(who: Actor = who_dependency):
+        return ExactJSON(operations.online_gateways(who))
+
+    @api.get("/api/alarms", tags=["live"])
+    async def alarms(who: Actor = who_dependency):
+        return ExactJSON(operations.alarms(who))
+
+    @api.get("/api/system", tags=["live"])
+    async def system(who: Actor = who_dependency):
+        return ExactJSON(operations.system(who))
+
+    @api.get("/api/reports/income", tags=["reports"])
+    def income(hours: float | None = Query(None, gt=0, le=24 * 366), top: int | None = Query(None, ge=1, le=1000),
+               who: Actor = who_dependency):
+        return ExactJSON(operations.income(who, hours=hours, top=top))
+
+    @api.get("/api/reports/traffic", tags=["reports"])
+    def traffic(by: Literal["customer", "gateway"] = "customer", hours: float | None = Query(None, gt=0, le=24 * 366),
+                who: Actor = who_dependency):
+        return ExactJSON(operations.traffic(who, by=by, hours=hours))
+
+    @api.get("/api/parameters", tags=["parameters"])
+    async def parameters(who: Actor = who_dependency):
+        return ExactJSON(operations.parameters(who))
+
+    @api.put("/api/parameters/{name}", tags=["parameters"])
+    async def set_parameter(name: str, body: ParameterIn, who: Actor = who_dependency):
+        parsed = await run_in_threadpool(operations.store_parameter, who, name, body.value)
+        return ExactJSON(operations.apply_parameter(name, parsed))
+
+    @api.get("/metrics", response_class=PlainTextResponse, tags=["live"])
+    async def metrics():
+        """Prometheus text format; reachable from the Web access control's allow list."""
+        return PlainTextResponse(operations.metrics(), media_type="text/plain; version=0.0.4")
 
 
 def _gateway_routes(api: FastAPI, gateways, base: str, entity: str, who_dependency) -> None:
