@@ -71,6 +71,7 @@ class Switch:
         self.logins = Logins(self.store, Logins.secret_file(os.path.join(self.data_dir, "web-secret")))
         self._first_login()
         self.services = self._open_services()
+        self.logins.manage(self.services.operators, self.services.accounts.directory.require)
         self.charging = self.services.charging
         media = None
         if self.use_media:

@@ -232,6 +232,7 @@ class B2BUA:
     def _probe_tick(self) -> None:
         interval = self.params.get("SS_GATEWAY_KEEPALIVE_INTERVAL")
         state = self.router.state
+        self._review_alarms()
         if interval:
             for gateway in self.router.table.gateways.values():
                 if not gateway.locked:
@@ -241,6 +242,25 @@ class B2BUA:
                 state.probe_answered(gateway_id)
                 self.alarms.clear(f"vendor-unreachable:{gateway_id}")
         self._probe_timer = self.timers.after(interval or 5, self._probe_tick)
+
+    def _review_alarms(self) -> None:
+        """Alarms judged over time: Low ASR per routing gateway (the ASR sort's window,
+        minimum calls and threshold, also when the sort itself is off) and registration
+        failures whose block has run out."""
+        _, window, min_calls, threshold = (tuple(self.params.get("SS_GATEWAYASRROUTESORTCONFIG")) + (0, 3600, 10, 30))[:4]
+        now_wall = self.wall()
+        for gateway in self.router.table.gateways.values():
+            calls, asr = self.router.state.asr(gateway.id, now_wall, window)
+            key = f"low-asr:{gateway.id}"
+            if calls >= min_calls and asr < threshold:
+                self.alarms.raise_(key, "Low ASR", "Medium", f"routing gateway {gateway.name}: ASR {asr:.1f}% "
+                                   f"over {calls} calls in {window:.0f} s (threshold {threshold:g}%)")
+            elif calls < min_calls or asr >= threshold:
+                self.alarms.clear(key)
+        blocked = self.guard.blocked(self.timers.now)
+        for alarm in self.alarms.active():
+            if alarm.kind == "SIP Registration Failure" and alarm.key.split(":", 1)[1] not in blocked:
+                self.alarms.clear(alarm.key)
 
     def _probe(self, gateway, timeout: float) -> None:
         flow = self.flow_to(gateway.host, gateway.port, gateway.transport)

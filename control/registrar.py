@@ -61,6 +61,9 @@ class Registrar:
         self.b2b.stats["auth_failed"] += 1
         if self.b2b.guard.auth_failed(source, now):
             self.b2b.stats["auth_blocked"] += 1
+            # cleared by the B2BUA's housekeeping once the block has run out
+            self.b2b.alarms.raise_(f"registration-failure:{source}", "SIP Registration Failure", "Medium",
+                                   f"{source} failed digest authentication repeatedly and is blocked")
         log.info("authentication from %s failed: %s", source, result.reason)
         txn.respond(403, "Forbidden (bad credentials)")
         return None

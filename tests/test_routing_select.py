@@ -127,3 +127,24 @@ def test_mapping_gateway_identification():
     assert table.identify("10.9.9.9", 5060, "1") is None
     assert table.password_gateway("trunk").name == "pw" and table.password_gateway("x") is None
     assert prefixed.routed_callee("994930") == "4930"
+
+
+def test_low_asr_and_vendor_alarms_are_raised_and_cleared():
+    """The B2BUA's periodic review raises Low ASR for a gateway under the threshold (with
+    enough calls in the window) and clears it when the ratio recovers."""
+    from tests.b2bua_driver import T0, make
+    b2b, timers, _sink = make({"SS_GATEWAYASRROUTESORTCONFIG": "0,3600,4,50", "SS_GATEWAY_KEEPALIVE_INTERVAL": 0})
+    gateway = next(iter(b2b.router.table.gateways.values()))
+    b2b.start_probes()
+    for answered in (False, False, False):
+        b2b.router.state.outcome(gateway.id, b2b.wall(), answered)
+    timers.advance(T0 + 5)
+    assert b2b.alarms.active() == []                       # 3 calls: below the minimum of 4
+    b2b.router.state.outcome(gateway.id, b2b.wall(), True)
+    timers.advance(T0 + 10)
+    (alarm,) = b2b.alarms.active()
+    assert alarm.kind == "Low ASR" and alarm.severity == "Medium" and "25.0%" in alarm.text
+    for _ in range(4):
+        b2b.router.state.outcome(gateway.id, b2b.wall(), True)
+    timers.advance(T0 + 15)
+    assert b2b.alarms.active() == []                       # 5 of 8 answered: 62.5 %

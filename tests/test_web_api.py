@@ -191,7 +191,9 @@ def build_tree(web):
                        ("phones", {"number": "7002", "password": "pw7002", "account_id": "A1"})):
         reply = web.post(f"/api/{kind}", headers=admin, json=body)
         assert reply.status_code == 201, reply.text
-    web.switch.switch.logins.add("agent-a", "agent-a-pw", account_id="A")
+    made = web.post("/api/logins", headers=admin, json={"name": "agent-a", "password": "agent-a-pw",
+                                                        "account_id": "A"})
+    assert made.status_code == 201, made.text
     return admin, login(web, "agent-a", "agent-a-pw")
 
 
@@ -234,6 +236,12 @@ OUTSIDE[("POST", "/api/phones")] = lambda c, h: c.post("/api/phones", headers=h,
 OUTSIDE[("GET", "/api/phones/{number}")] = lambda c, h: c.get("/api/phones/7001", headers=h)
 OUTSIDE[("PATCH", "/api/phones/{number}")] = lambda c, h: c.patch("/api/phones/7001", headers=h, json={"locked": True})
 OUTSIDE[("DELETE", "/api/phones/{number}")] = lambda c, h: c.delete("/api/phones/7001", headers=h)
+OUTSIDE[("GET", "/api/logins")] = lambda c, h: c.get("/api/logins", headers=h)
+OUTSIDE[("POST", "/api/logins")] = lambda c, h: c.post("/api/logins", headers=h, json={
+    "name": "b-login", "password": "pw-b-login", "account_id": "B"})
+OUTSIDE[("DELETE", "/api/logins/{name}")] = lambda c, h: c.delete("/api/logins/admin", headers=h)
+OUTSIDE[("PUT", "/api/logins/{name}/password")] = lambda c, h: c.put("/api/logins/admin/password", headers=h,
+                                                                     json={"password": "taken-over"})
 OUTSIDE[("GET", "/api/cdrs.csv")] = lambda c, h: c.get("/api/cdrs.csv?customer=B1", headers=h)
 # operators only: an agent is refused whatever it asks
 for path in ("/api/alarms", "/api/system", "/api/online-phones", "/api/online-gateways", "/api/parameters",
@@ -331,3 +339,28 @@ def test_gateways_through_the_api(web):
     assert denied.status_code == 403 and "Modify gateway capacity" in denied.json()["error"]["rule"]
     assert web.patch("/api/mapping-gateways/mg-A1", headers=agent, json={"memo": "ok"}).status_code == 200
     assert web.get("/api/mapping-gateways/mg-A1", headers=agent).json()["rate_limit"] == 5
+
+
+def test_operator_logins_with_roles_and_rights(web):
+    """A read-only clerk sees but cannot change; an operator with only CDR rights sees CDRs
+    and nothing else; nobody grants rights they lack; passwords change."""
+    admin = login(web, "admin", "admin-secret")
+    assert web.post("/api/logins", headers=admin, json={"name": "clerk", "password": "pw-clerk",
+                                                        "role": "read-only"}).status_code == 201
+    assert web.post("/api/logins", headers=admin, json={"name": "cdr-only", "password": "pw-cdr",
+                                                        "rights": {"CDRs": ["view"]}}).status_code == 201
+    clerk, cdr_only = login(web, "clerk", "pw-clerk"), login(web, "cdr-only", "pw-cdr")
+    assert web.get("/api/accounts", headers=clerk).status_code == 200
+    refused = web.post("/api/accounts/C42/payments", headers=clerk, json={"kind": "recharge", "amount": "1"})
+    assert refused.status_code == 403
+    assert web.get("/api/cdrs", headers=cdr_only).status_code == 200
+    assert web.get("/api/accounts", headers=cdr_only).status_code == 403
+    beyond = web.post("/api/logins", headers=cdr_only, json={"name": "x", "password": "pw-xxxx"})
+    assert beyond.status_code == 403
+    names = {row["name"]: row for row in web.get("/api/logins", headers=admin).json()}
+    assert names["cdr-only"]["rights"] == {"CDRs": {"view": True, "add": False, "edit": False, "delete": False}}
+    assert web.put("/api/logins/clerk/password", headers=clerk, json={"password": "pw-clerk-2"}).status_code == 200
+    login(web, "clerk", "pw-clerk-2")
+    assert web.delete("/api/logins/admin", headers=admin).status_code == 403      # not oneself
+    assert web.delete("/api/logins/clerk", headers=admin).status_code == 204
+    assert web.post("/api/login", json={"name": "clerk", "password": "pw-clerk-2"}).status_code == 401

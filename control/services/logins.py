@@ -20,7 +20,7 @@ import os
 import secrets
 import time
 
-from control.accounts import AccountError, Actor, PermissionDenied, Role
+from control.accounts import AccountError, Actor, Module, PermissionDenied, Right, Role
 from control.store import audit, entities, transaction
 from control.store.schema import operators as operators_table
 
@@ -54,6 +54,11 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(found.hex(), digest)
 
 
+def _check_password(password) -> None:
+    if not isinstance(password, str) or not 4 <= len(password) <= 256:
+        raise AccountError("password", "4 to 256 characters")
+
+
 class Logins:
     def __init__(self, store, secret: bytes, clock=time.time):
         self.store = store
@@ -74,8 +79,7 @@ class Logins:
 
     def add(self, name: str, password: str, *, role: str = "operator", account_id: str | None = None,
             operator: str = "system") -> dict:
-        if not isinstance(password, str) or len(password) < 4:
-            raise AccountError("password", "at least 4 characters")
+        _check_password(password)
         if role not in [r.value for r in Role]:
             raise AccountError("role", f"is one of {', '.join(r.value for r in Role)}")
         return entities.create(self.store, "operators", {
@@ -119,6 +123,66 @@ class Logins:
     @staticmethod
     def actor_of(row: dict) -> Actor:
         return Actor.agent(row["account_id"]) if row["account_id"] else Actor.operator(row["name"])
+
+    # ------------------------------------------------------------------ management
+
+    def manage(self, operators, require) -> None:
+        """Give the login store the operator directory (roles, grants, rank rules) and the
+        account directory's rights check, for the management functions below."""
+        self.operators = operators
+        self._require = require
+
+    def list(self, actor: Actor) -> list[dict]:
+        self._require(actor, Module.OPERATORS, Right.VIEW)
+        rows = entities.find(self.store, "operators")
+        return [{"name": r["name"], "role": r["role"], "account_id": r["account_id"], "locked": r["locked"],
+                 "locked_until": r["locked_until"], "rights": entities.operator_rights(self.store, r["id"])}
+                for r in rows]
+
+    def create(self, actor: Actor, name: str, password: str, *, role: str = "operator",
+               account_id: str | None = None, rights: dict | None = None) -> dict:
+        """An operator login (role and per-module rights, never beyond the creator's own) or,
+        with ``account_id``, that account's agent login."""
+        _check_password(password)
+        if self.find(name) is not None:
+            raise AccountError("name", f"login {name!r} already exists")
+        if account_id is not None:
+            self._require(actor, Module.OPERATORS, Right.ADD)
+            self._require(actor, Module.ACCOUNTS, Right.VIEW, account_id, field="account_id")
+            self.add(name, password, account_id=account_id, operator=actor.label)
+            return {"name": name, "role": "operator", "account_id": account_id}
+        grants = {module: list(flags) for module, flags in (rights or {}).items()}
+        self.operators.create(actor, name, role=role, grants=grants)        # rank and grant rules
+        try:
+            row = self.add(name, password, role=role, operator=actor.label)
+            entities.set_operator_rights(self.store, row["id"], {
+                module: {right: True for right in flags} for module, flags in grants.items()}, operator=actor.label)
+        except Exception:
+            self.operators.delete(Actor.system("rollback"), name)
+            raise
+        return {"name": name, "role": role, "account_id": None}
+
+    def delete(self, actor: Actor, name: str) -> None:
+        row = self.find(name)
+        if row is None:
+            raise AccountError("name", f"no login {name!r}")
+        if row["account_id"] is None:
+            self.operators.delete(actor, name)                              # rank, last super admin
+        else:
+            self._require(actor, Module.OPERATORS, Right.DELETE)
+        entities.delete(self.store, "operators", row["id"], operator=actor.label)
+
+    def set_password(self, actor: Actor, name: str, password: str) -> None:
+        """Anyone changes their own password; operators with the right change others'."""
+        _check_password(password)
+        row = self.find(name)
+        if row is None:
+            raise AccountError("name", f"no login {name!r}")
+        if self.actor_of(row) != actor:
+            self._require(actor, Module.OPERATORS, Right.EDIT)
+        entities.update(self.store, "operators", row["id"], {"password_hash": hash_password(password),
+                                                               "failed_logins": 0, "locked_until": None},
+                        operator=actor.label)
 
     # ------------------------------------------------------------------ tokens
 

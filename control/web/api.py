@@ -106,6 +106,19 @@ class ParameterIn(Strict):
     value: str | int | bool | list[float] = Field(description="as `vosmedia` shows it, e.g. \"On\", 30, \"0.5,1,2\"")
 
 
+class LoginIn(Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
+    password: str = Field(min_length=4, max_length=256)
+    role: Literal["super admin", "admin", "operator", "read-only"] = "operator"
+    account_id: str | None = Field(None, description="an agent login for this account's subtree")
+    rights: dict[str, list[Literal["view", "add", "edit", "delete"]]] | None = Field(
+        None, description='per-module rights of an "operator", e.g. {"CDRs": ["view"]}')
+
+
+class PasswordIn(Strict):
+    password: str = Field(min_length=4, max_length=256)
+
+
 class WebAccessIn(Strict):
     allow: list[str] = Field(max_length=256)
     confirm: bool = False
@@ -193,6 +206,25 @@ def build_api(services, logins, operations=None, manager_dir: str | None = None,
         return logins.actor_for_token(token.strip())[0]
 
     Who = Depends(actor)
+
+    @api.get("/api/logins", tags=["session"])
+    def list_logins(who: Actor = Who):
+        return ExactJSON(logins.list(who))
+
+    @api.post("/api/logins", status_code=201, tags=["session"])
+    def create_login(body: LoginIn, who: Actor = Who):
+        return ExactJSON(logins.create(who, body.name, body.password, role=body.role,
+                                       account_id=body.account_id, rights=body.rights), status_code=201)
+
+    @api.delete("/api/logins/{name}", status_code=204, tags=["session"])
+    def delete_login(name: str, who: Actor = Who):
+        logins.delete(who, name)
+        return Response(status_code=204)
+
+    @api.put("/api/logins/{name}/password", tags=["session"])
+    def set_password(name: str, body: PasswordIn, who: Actor = Who):
+        logins.set_password(who, name, body.password)
+        return ExactJSON({"name": name, "changed": True})
 
     @api.post("/api/login", tags=["session"])
     def login(body: LoginRequest, request: Request):
