@@ -83,8 +83,7 @@ def run_vosmedia(rate: int, calls: int, hold: int, media: bool) -> dict:
         '[[customer]]\nname = "bench"\naddresses = ["127.0.0.1"]\n'
         '[[vendor]]\nname = "uas"\nhost = "127.0.0.1"\nport = 5090\n' % (1 if media else 0))
     switch = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "control.cli", "--log-level", "warning",
-                               "run", "--config", str(config), "--data-dir", str(work),
-                               "--web-listen", "127.0.0.1:0"],
+                               "run", "--config", str(config), "--data-dir", str(work), "--no-web"],
                               cwd=ROOT, stdout=open(work / "switch.log", "wb"), stderr=subprocess.STDOUT)
     try:
         wait_port(5070, switch)
