@@ -369,10 +369,11 @@ class B2BUA:
             refused = self.admit_ingress(customer)
             caller = customer.caller_dial_plan.apply(caller_number(headers, customer.caller_number_source) or caller)
             callee = customer.routed_callee(callee)
-            if refused is None and self.charging is not None:
-                blocked = self.charging.accounts.number_blocked(customer.account, callee)
-                if blocked:
-                    refused = R.NUMBER_RESTRICTED, blocked
+        account = customer.account if customer is not None else getattr(phone, "account", None)
+        if refused is None and account and self.charging is not None:
+            blocked = self.charging.accounts.number_blocked(account, callee)
+            if blocked:
+                refused = R.NUMBER_RESTRICTED, blocked
         if refused is None:
             targets = self.registrar.targets_for(callee)
             if not targets:
