@@ -337,6 +337,7 @@ NOT_FOR_USERS = {
     "peek": "the call path reads records on its own behalf",
     "chain": "the call path checks number sections on its own behalf",
     "revert": "the services undo a change the store refused",
+    "permits": "require as a yes/no, for filtering lists (tested through the services' lists)",
 }
 AGENT_CALLS = {
     "get": lambda d, who, t: d.get(who, t),

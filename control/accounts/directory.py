@@ -103,6 +103,14 @@ class AccountDirectory:
             self._guard.require(actor, module, right, target, authorization=authorization,
                                 include_self=include_self, field=field)
 
+    def permits(self, actor: Actor, module: Module, right: Right, target: str | None = None) -> bool:
+        """:meth:`require` as a yes/no: for filtering lists to what the actor may see."""
+        try:
+            self.require(actor, module, right, target)
+            return True
+        except AccountError:
+            return False
+
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, actor: Actor, account_id: str) -> Account:

@@ -66,7 +66,7 @@ class PhoneService:
         self.accounts.directory.require(actor, Module.PHONES, Right.VIEW)
         with self._lock:
             rows = list(self._rows.values())
-        return [_shown(r) for r in rows if self._visible(actor, r["account_id"])]
+        return [_shown(r) for r in rows if self.accounts.directory.permits(actor, Module.PHONES, Right.VIEW, r["account_id"])]
 
     def get(self, actor: Actor, number: str) -> dict:
         row = self._find(number)
@@ -110,13 +110,6 @@ class PhoneService:
             self._rebuild()
 
     # ------------------------------------------------------------------ helpers
-
-    def _visible(self, actor: Actor, account_id: str) -> bool:
-        try:
-            self.accounts.directory.require(actor, Module.PHONES, Right.VIEW, account_id)
-            return True
-        except AccountError:
-            return False
 
     def _find(self, number: str) -> dict:
         with self._lock:
