@@ -29,7 +29,7 @@ from control.params import ParamStore
 from control.registrar import Registrar
 from control.routing.identity import caller_number
 from control.routing.router import Router
-from control.routing.state import CallRate
+from control.routing.state import CallRate, decrement
 from control.sip.dialog import Dialog
 from control.sip.flood import FloodGuard
 from control.sip.message import (Headers, Request, SipParseError, error_response, make_response,
@@ -76,6 +76,7 @@ class B2BUA:
         self.alarms = Alarms()
         self.recent_invites: deque[float] = deque()     # INVITE arrival times, last minute
         self.ended_by_reason: Counter = Counter()       # termination reason -> calls
+        self.phone_lines: Counter = Counter()            # phone user -> calls it makes or receives
         self._probe_timer = None
 
     # ------------------------------------------------------------------ plumbing
@@ -288,6 +289,11 @@ class B2BUA:
 
         self.layer.request(request, flow, answered, missed, timeout=timeout)
 
+    def _phone_full(self, phone) -> bool:
+        """A phone's line limit counts the calls it makes and receives together."""
+        limit = getattr(phone, "line_limit", None)
+        return limit is not None and self.phone_lines[phone.user] >= limit
+
     def admit_ingress(self, gateway) -> tuple[R.Reason, str] | None:
         """A mapping gateway's own limits (SPEC 3.1): lock, expiry, calls per second,
         concurrent calls. None when the call may go on, else (reason, detail)."""
@@ -374,9 +380,14 @@ class B2BUA:
             blocked = self.charging.accounts.number_blocked(account, callee)
             if blocked:
                 refused = R.NUMBER_RESTRICTED, blocked
+        busy_phones = [p for p in (phone, self.phone(callee)) if p is not None and self._phone_full(p)]
+        if refused is None and phone is not None and phone in busy_phones:
+            refused = R.CONNECTION_LIMIT, f"phone {phone.user} has {phone.line_limit} calls"
         if refused is None:
             targets = self.registrar.targets_for(callee)
-            if not targets:
+            if targets and busy_phones:
+                targets, no_route = [], R.CONNECTION_LIMIT       # the called phone's lines are all in use
+            elif not targets:
                 routes = self.router.route(callee, customer, self.wall())
                 targets = [("vendor", gateway) for gateway in routes.candidates]
                 if routes.all_busy:
@@ -389,7 +400,10 @@ class B2BUA:
             return
         if customer is not None:
             self.router.state.ingress[customer.id] += 1
-            call.on_end.append(lambda: _release_ingress(self.router.state, customer.id))
+            call.on_end.append(lambda: decrement(self.router.state.ingress, customer.id))
+        for user in {p.user for p in (phone, self.phone(callee) if targets and targets[0][0] == "phone" else None) if p}:
+            self.phone_lines[user] += 1
+            call.on_end.append(lambda user=user: decrement(self.phone_lines, user))
         txn.call = call
         self.active.add(call)
         call.start()
@@ -460,8 +474,3 @@ class B2BUA:
         for call in list(self.active):
             call.end_by_switch(R.SHUTDOWN)
 
-
-def _release_ingress(state, gateway_id: int) -> None:
-    state.ingress[gateway_id] -= 1
-    if state.ingress[gateway_id] <= 0:
-        del state.ingress[gateway_id]

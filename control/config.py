@@ -119,6 +119,7 @@ class Phone:
     customer: str = ""
     media_proxy: int | None = None
     dtmf: DtmfSettings = DtmfSettings()
+    line_limit: int | None = None     # calls at once, made and received together
 
 
 @dataclass
@@ -274,7 +275,8 @@ def from_dict(data: dict) -> SwitchConfig:
         if not item.get("user") or not item.get("password"):
             raise ConfigError(f"{where}: user and password are required")
         config.phones.append(Phone(str(item["user"]), str(item["password"]), str(item.get("customer", "")),
-                                   _media_proxy(item.get("media_proxy"), where), dtmf_settings(item, where)))
+                                   _media_proxy(item.get("media_proxy"), where), dtmf_settings(item, where),
+                                   _int(item, "line_limit", 0, 0, 100000, where) or None))
     for i, item in enumerate(data.get("vendor", [])):
         where = f"vendor[{i}]"
         if "name" not in item or "host" not in item:

@@ -835,3 +835,20 @@ def test_zero_hold_time_calls_leave_no_record_when_the_parameter_says_so():
     vendor_invite = start_call(b2b2)
     b2b2.receive(answer(vendor_invite, 486), VENDOR)
     assert len(sink2.records) == 1
+
+
+def test_phone_line_limit_counts_calls_it_receives():
+    """A phone with one line: while a call rings it, a second call to it gets 503
+    Connection Limit without reaching it; once the first ends, calls reach it again."""
+    b2b, timers, sink = make(phones=[{**PHONES[0], "line_limit": 1}])
+    assert Phone(b2b).register().status == 200
+    b2b.receive(invite(user="1001"), CALLER)
+    (first, _), = requests(take(b2b), "INVITE")
+    b2b.receive(invite(user="1001", branch="z9hG4bKc2", call_id="call-2@10.0.0.1"), CALLER)
+    out = take(b2b)
+    assert not requests(out, "INVITE") and [m.status for m, _ in responses(out)] == [100, 503]
+    assert sink.records[-1].reason == "Connection Limit"
+    b2b.receive(answer(first, 486, contact=PHONE_CONTACT), PHONE)
+    take(b2b)
+    b2b.receive(invite(user="1001", branch="z9hG4bKc3", call_id="call-3@10.0.0.1"), CALLER)
+    assert requests(take(b2b), "INVITE")

@@ -49,9 +49,9 @@ class RouteState:
             self.group_lines[gateway.group] += 1
 
     def release(self, gateway) -> None:
-        _decrement(self.lines, gateway.id)
+        decrement(self.lines, gateway.id)
         if gateway.group is not None:
-            _decrement(self.group_lines, gateway.group)
+            decrement(self.group_lines, gateway.group)
 
     def pool_for(self, gateway) -> CallerPool | None:
         """The gateway's caller number pool (None: it has none). Kept across calls so
@@ -98,7 +98,8 @@ class RouteState:
         return False
 
 
-def _decrement(counter: Counter, key) -> None:
+def decrement(counter: Counter, key) -> None:
+    """One fewer in ``counter`` (the key goes at zero, so counters stay small)."""
     counter[key] -= 1
     if counter[key] <= 0:
         del counter[key]

@@ -79,4 +79,5 @@ def bootstrap_phone(services, phone, customers) -> None:
     account = (owner.account or owner.name) if owner is not None else phone.user
     bootstrap_account(services.accounts, account, owner.name if owner is not None else f"phone {phone.user}")
     services.phones.create(CONFIG, {"number": phone.user, "password": phone.password, "account_id": account,
-                                    "media_proxy": phone.media_proxy, "dtmf": _dtmf(phone.dtmf)})
+                                    "media_proxy": phone.media_proxy, "dtmf": _dtmf(phone.dtmf),
+                                    "line_limit": phone.line_limit})
