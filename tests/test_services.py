@@ -104,3 +104,36 @@ def test_restart_loads_what_was_changed(services, store, tmp_path):  # noqa: F81
     assert after["S1"]["period_rate"] == "biz" and after["AG"]["category"] == "Agent"
     assert again.tariffs.calendars["office"].start == 8 * 60
     assert len(again.tariffs.tables["retail"]) == 1
+
+
+def test_gateways_phones_and_routing_on_both_backends(services, store):  # noqa: F811
+    """Gateways and phones go through the store's JSON, date and foreign-key columns the
+    same way on SQLite and PostgreSQL; a restart routes exactly as before."""
+    accounts, gateways = services.accounts, services.gateways
+    accounts.create(SYSTEM, "C1", {"name": "customer"})
+    accounts.create(SYSTEM, "V1", {"name": "vendor", "kind": "vendor"})
+    services.tariffs.save_calendar(SYSTEM, "office", {"work_start": "08:00"})
+    gateways.create(SYSTEM, "gateway_groups", {"name": "grp", "line_limit": 10, "reserved_lines": 2})
+    gateways.create(SYSTEM, "mapping_gateways", {
+        "name": "mg", "account_id": "C1", "addresses": ["10.0.0.1"], "callee_dial_plan": [{"strip": 1}],
+        "route_extension": True, "expiry_date": "2030-01-01"})
+    for name, prefixes, extra in (("rg-long", ["4930"], {"work_calendar": "office", "period": "working"}),
+                                  ("rg-short", ["49"], {"gateway_group": "grp", "rate_table": "retail"}),
+                                  ("rg-protect", ["49"], {"protect_route": True})):
+        gateways.create(SYSTEM, "routing_gateways", {"name": name, "account_id": "V1", "address": "10.1.0.1",
+                                                     "prefixes": prefixes, "pai_privacy": {"pai": "caller"},
+                                                     "caller_pool": ["111", "222"], **extra})
+    services.phones.create(SYSTEM, {"number": "1001", "password": "pw-1001", "account_id": "C1", "line_limit": 2})
+    monday_noon = 1_796_644_800.0                      # 2026-12-07 12:00 UTC, a Monday
+    mapping = next(iter(gateways.table.mapping.values()))
+
+    def order(router):
+        return [g.name for g in router.route(mapping.routed_callee("04930123"), mapping, monday_noon).candidates]
+
+    assert order(gateways.router) == ["rg-long", "rg-short", "rg-protect"]
+    again = Services.open(store, ParamStore({}), services.charging.writer)
+    assert order(again.gateways.router) == ["rg-long", "rg-short", "rg-protect"]
+    shown = again.gateways.get(SYSTEM, "routing_gateways", "rg-short")
+    assert (shown["gateway_group"], shown["rate_table"], shown["pai_privacy"]) == ("grp", "retail", {"pai": "caller"})
+    assert again.phones.lookup("1001").line_limit == 2 and again.phones.lookup("1001").customer == "customer"
+    assert str(again.gateways.get(SYSTEM, "mapping_gateways", "mg")["expiry_date"]) == "2030-01-01"
