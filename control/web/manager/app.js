@@ -11,8 +11,8 @@
 (function () {
   const API = "/api";
   const STORE_KEY = "vosmedia.manager.session";
-  const PAGES = ["dashboard", "calls", "cdrs", "customers", "vendors", "payments", "rates",
-                 "revenue", "alarms", "system"];
+  const PAGES = ["dashboard", "calls", "cdrs", "customers", "vendors", "phones", "payments", "rates",
+                 "revenue", "alarms", "system", "settings"];
   // termination reasons (control/reasons.py), offered as suggestions in the CDR filter
   const REASONS = ["Normal", "NoAvailableRouter", "AllGatewayBusy", "Not Found", "Response Timeout",
     "Connection Timeout", "Account Locked", "Account Expired", "Unregistered", "Connection Limit",
@@ -63,9 +63,13 @@
       ...toCells(row).map(cell))));
   }
 
+  /** A cell: a node, a string, or {text | node, class, other attributes}. */
   function cell(value) {
     if (value instanceof Node) return el("td", {}, value);
-    if (value && typeof value === "object") return el("td", { class: value.class, text: show(value.text) });
+    if (value && typeof value === "object") {
+      const { text: content, node, ...attrs } = value;
+      return el("td", attrs, node instanceof Node ? node : show(content));
+    }
     return el("td", { text: show(value) });
   }
 
@@ -486,6 +490,9 @@
     });
   }
 
+  /** Several buttons in one table cell. */
+  const actionCell = (...buttons) => el("span", { class: "row-actions" }, ...buttons);
+
   /** A select of rate tables that changes the account's default rate table. */
   function rateTableSelect(account, tables, reload) {
     const select = el("select", { "data-action": "rate-table", "aria-label": `Rate table of ${account.id}` },
@@ -535,6 +542,123 @@
     }
   }
 
+  // ================================================================ edit forms
+
+  /* How an edit form shows a record's field and reads it back. "limit": empty means
+   * no limit (null); "prefixes": empty means every number ([""]); "flag": a checkbox. */
+  const whole = (raw, field) => {
+    if (!/^-?\d+$/.test(raw)) throw new ApiError(0, field, "must be a whole number");
+    return Number(raw);
+  };
+  const plain = (value) => (value === undefined || value === null ? "" : String(value));
+  const FIELD_KINDS = {
+    text: { show: plain, read: (raw) => raw },
+    int: { show: plain, read: whole },
+    limit: { show: plain, read: (raw, field) => (raw === "" ? null : whole(raw, field)) },
+    list: { show: (v) => (v || []).join(", "), read: (raw) => splitList(raw) },
+    prefixes: { show: (v) => (v || []).filter(Boolean).join(", "),
+                read: (raw) => (splitList(raw).length ? splitList(raw) : [""]) },
+  };
+
+  /** Put a record's fields (spec: name -> kind) into a form's inputs. */
+  function showFields(form, spec, record) {
+    for (const [name, kind] of Object.entries(spec)) {
+      const input = form.elements[name];
+      if (kind === "flag") input.checked = Boolean(record[name]);
+      else input.value = FIELD_KINDS[kind].show(record[name]);
+    }
+  }
+
+  /** The fields whose input differs from the record, parsed for the API: only what the
+   *  operator changed is sent (an agent may hold the right for some fields only). */
+  function changedFields(form, spec, record) {
+    const body = {};
+    for (const [name, kind] of Object.entries(spec)) {
+      const input = form.elements[name];
+      if (kind === "flag") {
+        if (input.checked !== Boolean(record[name])) body[name] = input.checked;
+        continue;
+      }
+      const raw = input.value.trim();
+      if (raw !== FIELD_KINDS[kind].show(record[name])) body[name] = FIELD_KINDS[kind].read(raw, name);
+    }
+    return body;
+  }
+
+  /** A select's options, keeping a current value that is not among them. */
+  function fillSelect(select, values, current) {
+    const options = values.map((v) => (typeof v === "string" ? { value: v, text: v } : v));
+    if (current && !options.some((o) => o.value === current)) options.push({ value: current, text: current });
+    select.replaceChildren(...options.map((o) => el("option", o)));
+    select.value = current || (options[0] ? options[0].value : "");
+  }
+
+  /** Open an edit form: its title, shown, scrolled into view. */
+  function openEditForm(form, id) {
+    text($("[data-edit-id]", form), id);
+    form.dataset.editing = id;
+    form.hidden = false;
+    form.scrollIntoView({ block: "nearest" });
+  }
+
+  function closeEditForm(form) {
+    form.hidden = true;
+    delete form.dataset.editing;
+  }
+
+  /** The Edit button of an account row. */
+  const editButton = (account, open) => el("button", {
+    type: "button", class: "secondary", "data-action": "edit", text: "Edit",
+    "aria-label": `Edit ${account.id}`, onclick: () => load(() => open(account.id)),
+  });
+
+  /** The gateways of one account, for an edit form's gateway select. */
+  async function gatewaysOf(path, accountId) {
+    return (await get(path)).filter((g) => g.account_id === accountId);
+  }
+
+  /** Fill an edit form's gateway select and fields; hidden when there is none. */
+  function showGateways(form, gateways, spec) {
+    const select = form.elements.gateway_name;
+    fillSelect(select, gateways.map((g) => g.name), "");
+    const fields = $("[data-gateway-fields]", form) || select.closest("fieldset");
+    fields.hidden = !gateways.length;
+    fields.disabled = !gateways.length;
+    const none = $("[data-no-gateway]", form);
+    if (none) none.hidden = Boolean(gateways.length);
+    const chosen = () => gateways.find((g) => g.name === select.value);
+    select.onchange = () => { if (chosen()) showFields(form, spec, chosen()); };
+    select.onchange();
+    return chosen;
+  }
+
+  /** PATCH a gateway with its changed fields (if any), noting it in `saved`. */
+  async function saveGateway(path, gateway, changes, saved) {
+    if (!gateway || !Object.keys(changes).length) return;
+    await api("PATCH", `${path}/${encodeURIComponent(gateway.name)}`, { body: changes });
+    saved.push(`gateway ${gateway.name} (${Object.keys(changes).join(", ")})`);
+  }
+
+  /** Save an edit form, report what was saved, close it and reload the page's table.
+   *  If a later write is refused, the error also says what was saved before it. */
+  function setupEditForm(form, save, reload) {
+    $('[data-action="cancel"]', form).addEventListener("click", () => { closeEditForm(form); say(""); });
+    onSubmit(form, async () => {
+      const id = form.dataset.editing;
+      const saved = [];
+      try {
+        await save(form, saved);
+      } catch (err) {
+        if (!saved.length || err.sessionEnded) throw err;
+        load(reload);
+        throw new ApiError(err.status, err.field, `${err.rule} (already saved: ${saved.join("; ")})`);
+      }
+      say(saved.length ? `${id}: saved ${saved.join("; ")}.` : `${id}: nothing changed.`, "ok");
+      closeEditForm(form);
+      await reload();
+    });
+  }
+
   // ================================================================ 5. customers
 
   async function loadCustomers() {
@@ -543,8 +667,49 @@
     fillTable("#customers-table", accounts, (a) => [
       a.id, a.name, a.status, num(a.balance), num(a.credit_limit),
       (gateways[a.id] || []).map((g) => g.name + (g.locked ? " (locked)" : "")).join(", "),
-      rateTableSelect(a, tables, loadCustomers), lockButton(a, loadCustomers),
+      rateTableSelect(a, tables, loadCustomers), actionCell(lockButton(a, loadCustomers), editButton(a, editCustomer)),
     ], (a) => ({ "data-account": a.id, "data-status": a.status }), "No customers yet");
+  }
+
+  const ACCOUNT_EDIT = { name: "text", status: "text", rate_table: "text", concurrent_limit: "limit" };
+  const MAPPING_EDIT = { addresses: "list", rate_limit: "limit", max_concurrent_calls: "limit",
+                         conversation_limitation: "int", locked: "flag" };
+  let customerEdit = null;     // {account, gateway()} of the open edit form
+
+  /** Open the edit form with the customer's account and mapping gateways as stored now. */
+  async function editCustomer(id) {
+    const form = $("#customer-edit-form");
+    const [account, gateways, tables] = await Promise.all([
+      get(`/accounts/${encodeURIComponent(id)}`), gatewaysOf("/mapping-gateways", id), get("/rate-tables")]);
+    fillRateTableSelects(tables, form);
+    fillSelect(form.elements.status, ["Active", "Locked"], account.status);
+    const rateTable = form.elements.rate_table;
+    if (account.rate_table && !tables.some((t) => t.name === account.rate_table)) {
+      rateTable.append(el("option", { value: account.rate_table, text: account.rate_table }));
+    }
+    showFields(form, ACCOUNT_EDIT, account);
+    form.elements.credit_limit.value = account.credit_limit;     // money: the API's string
+    customerEdit = { account, gateway: showGateways(form, gateways, MAPPING_EDIT) };
+    openEditForm(form, id);
+  }
+
+  /** Save what changed: the account, its credit limit (a ledger entry), the gateway.
+   *  Every field is read and checked before the first write. */
+  async function saveCustomer(form, saved) {
+    const { account, gateway } = customerEdit;
+    const id = encodeURIComponent(account.id);
+    const changes = changedFields(form, ACCOUNT_EDIT, account);
+    const creditLimit = form.elements.credit_limit.value.trim();       // money: sent as typed
+    const gatewayChanges = gateway() ? changedFields(form, MAPPING_EDIT, gateway()) : {};
+    if (Object.keys(changes).length) {
+      await api("PATCH", `/accounts/${id}`, { body: changes });
+      saved.push(`account (${Object.keys(changes).join(", ")})`);
+    }
+    if (creditLimit !== String(account.credit_limit)) {
+      await api("PUT", `/accounts/${id}/credit-limit`, { body: { credit_limit: creditLimit } });
+      saved.push(`credit limit ${creditLimit}`);
+    }
+    await saveGateway("/mapping-gateways", gateway(), gatewayChanges, saved);
   }
 
   function showAuthFields() {
@@ -553,6 +718,7 @@
   }
 
   function setupCustomers() {
+    setupEditForm($("#customer-edit-form"), saveCustomer, loadCustomers);
     $('#customer-form [name="auth_mode"]').addEventListener("change", showAuthFields);
     showAuthFields();
     onSubmit($("#customer-form"), async (v, form) => {
@@ -576,6 +742,7 @@
   }
 
   function customersPage() {
+    closeEditForm($("#customer-edit-form"));
     load(loadCustomers);
   }
 
@@ -591,11 +758,33 @@
       gw(a, (g) => `${g.address}:${g.port}/${g.protocol}`),
       gw(a, (g) => (g.prefixes || []).map((p) => p || "(all)").join(" ")),
       num(gw(a, (g) => g.priority)), num(gw(a, (g) => (g.line_limit == null ? "no limit" : g.line_limit))),
-      lockButton(a, loadVendors),
+      actionCell(lockButton(a, loadVendors), editButton(a, editVendor)),
     ], (a) => ({ "data-account": a.id, "data-status": a.status }), "No vendors yet");
   }
 
+  const ROUTING_EDIT = { address: "text", port: "int", prefixes: "prefixes", priority: "int", line_limit: "limit",
+                         locked: "flag", protect_route: "flag", switch_until_connect: "flag" };
+  let vendorEdit = null;       // {gateway()} of the open edit form
+
+  /** Open the edit form with the vendor's routing gateways as stored now. */
+  async function editVendor(id) {
+    const form = $("#vendor-edit-form");
+    const gateways = await gatewaysOf("/routing-gateways", id);
+    if (!gateways.length) {
+      closeEditForm(form);
+      return say(`${id} has no routing gateway to edit.`, "error");
+    }
+    vendorEdit = { gateway: showGateways(form, gateways, ROUTING_EDIT) };
+    openEditForm(form, id);
+  }
+
+  async function saveVendor(form, saved) {
+    const gateway = vendorEdit.gateway();
+    await saveGateway("/routing-gateways", gateway, changedFields(form, ROUTING_EDIT, gateway), saved);
+  }
+
   function setupVendors() {
+    setupEditForm($("#vendor-edit-form"), saveVendor, loadVendors);
     onSubmit($("#vendor-form"), async (v, form) => {
       // the rate table is the vendor account's default cost table and the gateway's own
       const account = compact({ id: v.id, name: v.name, kind: "vendor", rate_table: v.rate_table });
@@ -614,7 +803,85 @@
   }
 
   function vendorsPage() {
+    closeEditForm($("#vendor-edit-form"));
     load(loadVendors);
+  }
+
+  // ================================================================ 6b. phones
+
+  /** PATCH or DELETE a phone, report, and reload the list. */
+  async function changePhone(method, number, body, done) {
+    try {
+      await api(method, `/phones/${encodeURIComponent(number)}`, body ? { body } : undefined);
+      say(done, "ok");
+    } catch (err) {
+      sayError(err);
+    }
+    load(loadPhones);
+  }
+
+  function phoneButtons(phone) {
+    const lock = el("button", {
+      type: "button", class: "secondary", "data-action": "lock", text: phone.locked ? "Unlock" : "Lock",
+      onclick: () => changePhone("PATCH", phone.number, { locked: !phone.locked },
+        `Phone ${phone.number} ${phone.locked ? "unlocked" : "locked"}.`),
+    });
+    const remove = el("button", {
+      type: "button", class: "secondary danger", "data-action": "delete", text: "Delete",
+      onclick: () => {
+        if (window.confirm(`Delete phone ${phone.number}?`)) {
+          changePhone("DELETE", phone.number, null, `Phone ${phone.number} deleted.`);
+        }
+      },
+    });
+    return actionCell(lock, remove);
+  }
+
+  async function loadPhones() {
+    const [phones, accounts] = await Promise.all([get("/phones"), get("/accounts")]);
+    const select = $('#phone-form [name="account_id"]');
+    const chosen = select.value;
+    select.replaceChildren(...accounts.map((a) =>
+      el("option", { value: a.id, text: `${a.id} – ${a.name} (${a.kind})` })));
+    if (accounts.some((a) => a.id === chosen)) select.value = chosen;
+    fillTable("#phones-table", phones, (ph) => [
+      ph.number, ph.account_id, num(ph.line_limit == null ? "no limit" : ph.line_limit),
+      { text: ph.locked ? "Yes" : "No", class: ph.locked ? "locked" : undefined }, phoneButtons(ph),
+    ], (ph) => ({ "data-number": ph.number, "data-locked": String(Boolean(ph.locked)) }), "No phones yet");
+  }
+
+  /** The registered phones; a refusal (agents may not see them) stays inside the table. */
+  async function loadOnlinePhones() {
+    let online;
+    try {
+      online = await get("/online-phones");
+    } catch (err) {
+      if (err.sessionEnded) throw err;
+      text("#online-phones-count", "");
+      return fillTable("#online-phones-table", [], () => [], null, errorText(err));
+    }
+    text("#online-phones-count", `${online.length} registered`);
+    fillTable("#online-phones-table", online, (o) => [
+      o.user, { text: o.contact, class: "wrap" }, o.source, o.transport, num(o.expires_in), o.user_agent,
+    ], (o) => ({ "data-user": o.user }), "No phone is registered");
+  }
+
+  function setupPhones() {
+    onSubmit($("#phone-form"), async (v, form) => {
+      const phone = compact({ number: v.number, password: form.elements.password.value,
+                              account_id: v.account_id, line_limit: optionalInt(v, "line_limit") });
+      await api("POST", "/phones", { body: phone });
+      form.elements.number.value = "";
+      form.elements.password.value = "";
+      form.elements.line_limit.value = "";
+      say(`Phone ${phone.number} added to ${phone.account_id}.`, "ok");
+      await loadPhones();
+    });
+  }
+
+  function phonesPage() {
+    load(loadPhones);
+    every(5000, loadOnlinePhones);
   }
 
   // ================================================================ 7. payments
@@ -879,12 +1146,106 @@
     });
   }
 
+  // ================================================================ 12. settings
+
+  // when a stored parameter takes effect (its declaration: control/params.py)
+  const APPLIES = { hot: "at once", restart: "after restart" };
+
+  /** Store one parameter as typed; the row and #message show how it applies. */
+  async function saveParameter(row, input) {
+    const name = row.dataset.param;
+    const answer = await api("PUT", `/parameters/${encodeURIComponent(name)}`, { body: { value: input.value.trim() } });
+    input.value = answer.value;
+    input.defaultValue = answer.value;
+    text($("[data-pending]", row), answer.applies === "after restart" ? "yes" : "no");
+    row.dataset.pending = String(answer.applies === "after restart");
+    say(`${answer.name} is now ${answer.value}; it applies ${answer.applies}.`, "ok");
+  }
+
+  function parameterRow(p) {
+    const onOff = p.default === "On" || p.default === "Off";
+    const input = el("input", { name: "value", value: p.value, "aria-label": `Value of ${p.name}`,
+                                list: onOff ? "param-on-off" : undefined, autocomplete: "off" });
+    const button = el("button", { type: "button", class: "secondary", "data-action": "save", text: "Save" });
+    const save = async () => {
+      button.disabled = true;
+      try {
+        await saveParameter(button.closest("tr"), input);
+      } catch (err) {
+        sayError(err);
+      } finally {
+        button.disabled = false;
+      }
+    };
+    button.addEventListener("click", save);
+    input.addEventListener("keydown", (event) => { if (event.key === "Enter") save(); });
+    return [
+      { node: el("div", { class: "param-name" }, el("strong", { text: p.name }), el("small", { class: "muted", text: p.help })),
+        class: "wrap" },
+      input, button, p.default, { text: APPLIES[p.applies] || p.applies, "data-applies": p.applies },
+      { text: p.pending_restart ? "yes" : "no", "data-pending": true },
+    ];
+  }
+
+  /** Show only the parameters whose name or help holds the filter text. */
+  function filterParameters() {
+    const wanted = $("#params-filter").value.trim().toLowerCase();
+    for (const row of $$("#params-table tbody tr[data-param]")) {
+      row.hidden = Boolean(wanted) && !row.dataset.search.includes(wanted);
+    }
+  }
+
+  async function loadParameters() {
+    const params = await get("/parameters");
+    fillTable("#params-table", params, parameterRow, (p) => ({
+      "data-param": p.name, "data-pending": String(Boolean(p.pending_restart)),
+      "data-search": `${p.name} ${p.help || ""}`.toLowerCase(),
+    }), "No parameters");
+    filterParameters();
+  }
+
+  async function loadWebAccess() {
+    const access = await get("/web-access");
+    $('#web-access-form [name="allow"]').value = (access.allow || []).join("\n");
+  }
+
+  /** PUT the allow list; a list that shuts out this browser or loopback needs the
+   *  operator's confirmation, then goes again with confirm: true. */
+  async function saveWebAccess(allow) {
+    try {
+      return await api("PUT", "/web-access", { body: { allow, confirm: false } });
+    } catch (err) {
+      if (err.status !== 400 || !/confirm/.test(err.rule || "")) throw err;
+      if (!window.confirm(`${errorText(err)}\n\nApply this list anyway?`)) return null;
+      return api("PUT", "/web-access", { body: { allow, confirm: true } });
+    }
+  }
+
+  function setupSettings() {
+    $("#params-filter-form").addEventListener("submit", (event) => event.preventDefault());
+    $("#params-filter").addEventListener("input", filterParameters);
+    onSubmit($("#web-access-form"), async (v, form) => {
+      const allow = (form.elements.allow.value || "").split(/[\s,]+/).filter(Boolean);
+      const answer = await saveWebAccess(allow);
+      if (!answer) return say("The Web access list was not changed.", "info");
+      form.elements.allow.value = answer.allow.join("\n");
+      const warnings = (answer.warnings || []).length ? ` Warning: ${answer.warnings.join("; ")}.` : "";
+      say((answer.allow.length ? `Web access allowed from ${answer.allow.join(", ")}.`
+                               : "Web access allowed from every address.") + warnings, "ok");
+    });
+  }
+
+  function settingsPage() {
+    load(loadParameters);
+    load(loadWebAccess);
+  }
+
   // ================================================================ router
 
   const ENTER = {
     login: loginPage, dashboard: dashboardPage, calls: callsPage, cdrs: cdrsPage,
-    customers: customersPage, vendors: vendorsPage, payments: paymentsPage, rates: ratesPage,
-    revenue: revenuePage, alarms: alarmsPage, system: systemPage,
+    customers: customersPage, vendors: vendorsPage, phones: phonesPage, payments: paymentsPage, rates: ratesPage,
+    revenue: revenuePage, alarms: alarmsPage, system: systemPage, settings: settingsPage,
   };
 
   function go(page) {
@@ -922,10 +1283,12 @@
     setupCdrs();
     setupCustomers();
     setupVendors();
+    setupPhones();
     setupPayments();
     setupRateTables();
     setupRevenue();
     setupSystem();
+    setupSettings();
     window.addEventListener("hashchange", route);
     route();
   }
