@@ -6,60 +6,22 @@ or in the switch itself. Screenshots named edit-* are kept in $VOSMEDIA_ARTIFACT
 (default test-artifacts/) next to those of tests/test_web_browser.py."""
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
-from control import config as configuration
-from tests.siputil import RunningSwitch
+from tests.browserutil import act, fill, go, log_in, needs_chromium, open_manager
+from tests.browserutil import shot as _shot
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("VOSMEDIA_ARTIFACTS", "test-artifacts")) / "browser"
-
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (scripts/setup.sh installs it)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def manager(tmp_path):
-    from playwright.sync_api import sync_playwright
-    config = configuration.from_dict({
-        "sip": {"listen": ["127.0.0.1:0"]},
-        "params": {"SS_MEDIAPROXYMODE": 1, "SS_GATEWAY_KEEPALIVE_INTERVAL": 0},
-    })
-    switch = RunningSwitch(config, tmp_path, web_listen=("127.0.0.1", 0), admin_password="pw-admin")
-    host, port = switch.switch.web_address
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(15000)
-        try:
-            yield page, f"http://{host}:{port}", switch
-        finally:
-            browser.close()
-            switch.stop()
+    with open_manager(tmp_path) as opened:
+        yield opened
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"edit-{name}.png"), full_page=True)
-
-
-def go(page, name: str) -> None:
-    page.click(f'a[data-nav="{name}"]')
-    page.wait_for_selector(f'section[data-page="{name}"]:not([hidden])')
-
-
-def act(page, button: str, kind: str = "ok") -> str:
-    """Click, wait for the new #message, check its kind and return its text."""
-    page.evaluate("() => { const m = document.querySelector('#message'); m.textContent = ''; m.hidden = true; }")
-    page.click(button)
-    page.wait_for_function("() => { const m = document.querySelector('#message');"
-                           " return m && m.textContent.trim() && m.dataset.kind !== 'info'; }")
-    message = page.inner_text("#message")
-    assert page.get_attribute("#message", "data-kind") == kind, message
-    return message
+    _shot(page, f"edit-{name}")
 
 
 class Api:
@@ -87,19 +49,17 @@ def fits_phone(page, name: str) -> None:
 def test_operator_edits_gateways_phones_and_settings(manager):
     page, base, switch = manager
     api = Api(page, base)
-    page.goto(f"{base}/manage/")
-    page.fill("#login-name", "admin")
-    page.fill("#login-password", "pw-admin")
-    page.click("#login-submit")
-    page.wait_for_selector('[data-tile="concurrent_calls"]')
+    log_in(page, base)
 
     # a customer, added with the existing form, then edited: account and mapping gateway
     go(page, "customers")
     form = "#customer-form"
-    page.fill(f'{form} [name="id"]', "C1")
-    page.fill(f'{form} [name="name"]', "acme")
-    page.fill(f'{form} [name="gateway_name"]', "acme-gw")
-    page.fill(f'{form} [name="addresses"]', "127.0.0.1")
+    fill(page, form, {
+        "id": "C1",
+        "name": "acme",
+        "gateway_name": "acme-gw",
+        "addresses": "127.0.0.1",
+    })
     act(page, "#customer-submit")
     page.click('#customers-table tr[data-account="C1"] button[data-action="edit"]')
     edit = "#customer-edit-form"
@@ -123,10 +83,12 @@ def test_operator_edits_gateways_phones_and_settings(manager):
     # a phone: added, listed, locked
     go(page, "phones")
     form = "#phone-form"
-    page.fill(f'{form} [name="number"]', "1001")
-    page.fill(f'{form} [name="password"]', "secret-1001")
-    page.select_option(f'{form} [name="account_id"]', "C1")
-    page.fill(f'{form} [name="line_limit"]', "2")
+    fill(page, form, {
+        "number": "1001",
+        "password": "secret-1001",
+        "account_id": "C1",
+        "line_limit": "2",
+    })
     act(page, "#phone-submit")
     row = '#phones-table tr[data-number="1001"]'
     page.wait_for_selector(row)
@@ -176,11 +138,13 @@ def test_operator_edits_gateways_phones_and_settings(manager):
     # a vendor, added with the existing form, then its routing gateway's line limit
     go(page, "vendors")
     form = "#vendor-form"
-    page.fill(f'{form} [name="id"]', "V1")
-    page.fill(f'{form} [name="name"]', "carrier")
-    page.fill(f'{form} [name="gateway_name"]', "carrier-gw")
-    page.fill(f'{form} [name="address"]', "127.0.0.1")
-    page.fill(f'{form} [name="prefixes"]', "49")
+    fill(page, form, {
+        "id": "V1",
+        "name": "carrier",
+        "gateway_name": "carrier-gw",
+        "address": "127.0.0.1",
+        "prefixes": "49",
+    })
     act(page, "#vendor-submit")
     page.click('#vendors-table tr[data-account="V1"] button[data-action="edit"]')
     edit = "#vendor-edit-form"
