@@ -368,26 +368,28 @@ class B2BUA:
                 return
             if not self.registrar.authorize_call(request, txn, user, source):
                 return
-        caller = parse_name_addr(headers.get("From")).uri.user_unescaped or ""
         refused, targets, no_route = None, [], R.NO_AVAILABLE_ROUTER
+        caller = caller_number(headers, customer.caller_number_source if customer is not None else "From")
         if customer is not None:
             self.router.state.last_seen[customer.id] = self.timers.now
             refused = self.admit_ingress(customer)
-            caller = customer.caller_dial_plan.apply(caller_number(headers, customer.caller_number_source) or caller)
+            caller = customer.caller_dial_plan.apply(caller)
             callee = customer.routed_callee(callee)
         account = customer.account if customer is not None else getattr(phone, "account", None)
         if refused is None and account and self.charging is not None:
             blocked = self.charging.accounts.number_blocked(account, callee)
             if blocked:
                 refused = R.NUMBER_RESTRICTED, blocked
-        busy_phones = [p for p in (phone, self.phone(callee)) if p is not None and self._phone_full(p)]
-        if refused is None and phone is not None and phone in busy_phones:
+        if refused is None and phone is not None and self._phone_full(phone):
             refused = R.CONNECTION_LIMIT, f"phone {phone.user} has {phone.line_limit} calls"
+        called_phone = None
         if refused is None:
             targets = self.registrar.targets_for(callee)
-            if targets and busy_phones:
-                targets, no_route = [], R.CONNECTION_LIMIT       # the called phone's lines are all in use
-            elif not targets:
+            if targets:
+                called_phone = self.phone(callee)
+                if called_phone is not None and self._phone_full(called_phone):
+                    targets, no_route = [], R.CONNECTION_LIMIT   # the called phone's lines are all in use
+            else:
                 routes = self.router.route(callee, customer, self.wall())
                 targets = [("vendor", gateway) for gateway in routes.candidates]
                 if routes.all_busy:
@@ -401,8 +403,8 @@ class B2BUA:
         if customer is not None:
             self.router.state.ingress[customer.id] += 1
             call.on_end.append(lambda: decrement(self.router.state.ingress, customer.id))
-        for user in {p.user for p in (phone, self.phone(callee) if targets and targets[0][0] == "phone" else None) if p}:
-            self.phone_lines[user] += 1
+        for user in {p.user for p in (phone, called_phone if targets else None) if p is not None}:
+            self.phone_lines[user] += 1                       # a phone's lines: calls made and received
             call.on_end.append(lambda user=user: decrement(self.phone_lines, user))
         txn.call = call
         self.active.add(call)

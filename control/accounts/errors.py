@@ -9,6 +9,7 @@ class AccountError(ValueError):
     """
 
     def __init__(self, field: str, rule: str):
+        field = field or "request"           # an empty name (e.g. an unnamed JSON key) still names something
         super().__init__(f"{field}: {rule}")
         self.field = field
         self.rule = rule

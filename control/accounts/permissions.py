@@ -112,6 +112,13 @@ AGENT_NEEDS: dict[tuple[Module, Right], Authorization | None] = {
 }
 
 
+def require_operator(actor: Actor, field: str = "actor", rule: str = "for operators only") -> None:
+    """Things shared by the whole switch (alarms, system figures, gateway groups, the online
+    lists) are not any one subtree's: agents are refused whatever their authorizations."""
+    if actor.kind is ActorKind.AGENT:
+        raise PermissionDenied(field, rule)
+
+
 class OperatorRights(Protocol):
     def permits(self, name: str, module: Module, right: Right) -> bool: ...
 

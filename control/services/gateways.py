@@ -14,7 +14,8 @@ import threading
 import time
 from datetime import date
 
-from control.accounts import AccountError, Actor, Authorization, Module, PermissionDenied, Right
+from control.accounts import AccountError, Actor, Authorization, Module, Right
+from control.accounts.permissions import require_operator
 from control.routing.model import GatewayGroup, MappingGateway, RoutingGateway
 from control.routing.router import Router
 from control.routing.table import RoutingTable
@@ -87,7 +88,7 @@ class GatewayService:
             self.accounts.directory.require(actor, Module.GATEWAYS, Right.VIEW, row["account_id"])
         else:
             self.accounts.directory.require(actor, Module.GATEWAYS, Right.VIEW)
-            self._operators_only(actor)
+            require_operator(actor, "gateway_groups", "gateway groups are shared; only operators manage them")
         return self._shown(row)
 
     def _shown(self, row: dict) -> dict:
@@ -105,7 +106,7 @@ class GatewayService:
         values = self._values(entity, fields)
         if entity == "gateway_groups":
             self.accounts.directory.require(actor, Module.GATEWAYS, Right.ADD)
-            self._operators_only(actor)
+            require_operator(actor, "gateway_groups", "gateway groups are shared; only operators manage them")
         else:
             if not values.get("account_id"):
                 raise AccountError("account_id", "a gateway belongs to an account")
@@ -126,7 +127,7 @@ class GatewayService:
         values = self._values(entity, fields)
         if entity == "gateway_groups":
             self.accounts.directory.require(actor, Module.GATEWAYS, Right.EDIT)
-            self._operators_only(actor)
+            require_operator(actor, "gateway_groups", "gateway groups are shared; only operators manage them")
         else:
             info = set(values) - CAPACITY
             owner = old["account_id"]
@@ -150,7 +151,7 @@ class GatewayService:
         old = self._find(entity, name)
         if entity == "gateway_groups":
             self.accounts.directory.require(actor, Module.GATEWAYS, Right.DELETE)
-            self._operators_only(actor)
+            require_operator(actor, "gateway_groups", "gateway groups are shared; only operators manage them")
         else:
             self.accounts.directory.require(actor, Module.GATEWAYS, Right.DELETE, old["account_id"])
         with self._lock:
@@ -222,7 +223,7 @@ class GatewayService:
         if table is not None:
             for name in values:
                 if name not in table.c or name == "id":
-                    raise AccountError(name, "unknown gateway field")
+                    raise AccountError(name, "unknown gateway field")     # "" too: AccountError names it
         return values
 
     def _validate(self, entity: str, row: dict) -> None:
@@ -249,10 +250,7 @@ class GatewayService:
                 if row["name"] == name:
                     return row["id"]
             raise AccountError(field, f"no gateway group {name!r}")
-        try:
-            return self.tariffs.id_of(kind, name)
-        except AccountError:
-            raise AccountError(field, f"no {kind[:-1].replace('_', ' ')} {name!r}") from None
+        return self.tariffs.id_of(kind, name, field)
 
     def _name_of(self, kind: str, id):
         if id is None:
@@ -280,11 +278,6 @@ class GatewayService:
     def _check_entity(entity: str) -> None:
         if entity not in ENTITIES:
             raise AccountError("entity", f"one of {', '.join(ENTITIES)}")
-
-    @staticmethod
-    def _operators_only(actor: Actor) -> None:
-        if actor.kind.value == "agent":
-            raise PermissionDenied("gateway_groups", "gateway groups are shared; only operators manage them")
 
 
 def _field_in(message: str) -> str | None:

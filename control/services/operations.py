@@ -14,7 +14,8 @@ import time
 from decimal import Decimal
 
 from control import params as declared
-from control.accounts import AccountError, Actor, ActorKind, Module, PermissionDenied, Right
+from control.accounts import AccountError, Actor, ActorKind, Module, Right
+from control.accounts.permissions import require_operator
 from control.store import parameters as store_parameters
 from control.store import reports
 
@@ -73,7 +74,7 @@ class Operations:
 
     def online_gateways(self, actor: Actor) -> dict:
         self._require(actor, Module.GATEWAYS, Right.VIEW)
-        self._operators_only(actor)
+        require_operator(actor)
         core = self.switch.core
         state, table, now = core.router.state, core.router.table, core.timers.now
         return {
@@ -88,7 +89,7 @@ class Operations:
 
     def online_phones(self, actor: Actor) -> list[dict]:
         self._require(actor, Module.PHONES, Right.VIEW)
-        self._operators_only(actor)
+        require_operator(actor)
         return self.switch.core.registrar.online()
 
     # ------------------------------------------------------------------ reports
@@ -124,7 +125,7 @@ class Operations:
 
     def system(self, actor: Actor) -> dict:
         self._require(actor, Module.ALARMS, Right.VIEW)
-        self._operators_only(actor)
+        require_operator(actor)
         monitor = self.switch.monitor
         return {"latest": monitor.latest(), "history": monitor.history()}
 
@@ -197,11 +198,6 @@ class Operations:
         metric("store_queue_depth", "gauge", "Records accepted and not yet committed.", [({}, writer.pending())])
         metric("online_phones", "gauge", "Registered phones.", [({}, len(core.registrar.online()))])
         return "\n".join(lines) + "\n"
-
-    @staticmethod
-    def _operators_only(actor: Actor) -> None:
-        if actor.kind is ActorKind.AGENT:
-            raise PermissionDenied("actor", "for operators only")
 
 
 def _escape(value) -> str:

@@ -122,7 +122,7 @@ class PhoneService:
         values = dict(fields)
         for name in values:
             if name not in entities.TABLES["phones"].c or name == "id":
-                raise AccountError(name or "body", "unknown phone field")
+                raise AccountError(name, "unknown phone field")
         return values
 
     def _check(self, row: dict) -> None:

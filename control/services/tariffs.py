@@ -12,6 +12,7 @@ import io
 import threading
 
 from control.accounts import AccountError, Actor, Module, Right
+from control.accounts.validation import clean_text
 from control.billing.calendar import CalendarError, PeriodRate, WorkCalendar
 from control.billing.rates import COLUMNS, RateImportError, RateTable
 from control.store import Conflict, entities
@@ -19,6 +20,9 @@ from control.store import rates as store_rates
 
 # entity (store table) -> the field name an account uses for a reference to it
 KINDS = {"rate_tables": "rate_table", "work_calendars": "work_calendar", "period_rates": "period_rate"}
+# the management module whose rights govern each kind (a period rate is priced like a rate table)
+MODULE_OF = {"rate_tables": Module.RATE_TABLES, "period_rates": Module.RATE_TABLES,
+             "work_calendars": Module.CALENDARS}
 _CALENDAR_FIELDS = ("working_weekdays", "work_start", "work_end", "holidays", "time_zone")
 
 
@@ -59,15 +63,18 @@ class Tariffs:
 
     # ------------------------------------------------------------------ references
 
-    def id_of(self, kind: str, name: str) -> int | None:
-        """The store id of a named record; "" is no reference (None). Unknown names are
-        an error naming the account field that referred to them."""
+    def id_of(self, kind: str, name: str, field: str | None = None) -> int | None:
+        """The store id of a named record; "" is no reference (None). An unknown name is
+        an error naming ``field`` (default: the account field that refers to the kind)."""
         if not name:
             return None
-        row = self._rows[kind].get(name)
+        return self._row(kind, name, field or KINDS[kind])["id"]
+
+    def _row(self, kind: str, name, field: str) -> dict:
+        row = self._rows[kind].get(str(name or ""))
         if row is None:
-            raise AccountError(KINDS[kind], f"no {kind[:-1].replace('_', ' ')} {name!r}")
-        return row["id"]
+            raise AccountError(field, f"no {kind[:-1].replace('_', ' ')} {name!r}")
+        return row
 
     def name_of(self, kind: str, id: int | None) -> str:
         if id is None:
@@ -92,7 +99,7 @@ class Tariffs:
     # ------------------------------------------------------------------ rate tables
 
     def list(self, actor: Actor, kind: str) -> list[dict]:
-        self._require(actor, Module.RATE_TABLES if kind == "rate_tables" else Module.CALENDARS, Right.VIEW)
+        self._require(actor, MODULE_OF[kind], Right.VIEW)
         with self._lock:
             rows = [dict(row) for row in self._rows[kind].values()]
             if kind == "rate_tables":
@@ -102,7 +109,7 @@ class Tariffs:
 
     def create_rate_table(self, actor: Actor, name: str, memo: str = "") -> dict:
         self._require(actor, Module.RATE_TABLES, Right.ADD)
-        name = _name("name", name)
+        name = clean_text("name", name, required=True)
         with self._lock:
             if name in self._rows["rate_tables"]:
                 raise AccountError("name", f"rate table {name!r} already exists")
@@ -116,7 +123,7 @@ class Tariffs:
         """Replace a table's rates with a CSV deck (header naming the columns); the store
         and the call path switch to the new deck together, or neither does."""
         self._require(actor, Module.RATE_TABLES, Right.EDIT)
-        table_id = self._existing("rate_tables", name)["id"]
+        table_id = self._row("rate_tables", name, "name")["id"]
         try:
             table = RateTable.from_csv(io.StringIO(csv_text), name=name)
         except RateImportError as exc:
@@ -129,7 +136,7 @@ class Tariffs:
 
     def export_rates(self, actor: Actor, name: str) -> str:
         self._require(actor, Module.RATE_TABLES, Right.VIEW)
-        self._existing("rate_tables", name)
+        self._row("rate_tables", name, "name")
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
@@ -140,7 +147,7 @@ class Tariffs:
 
     def rate_lookup(self, actor: Actor, name: str, number: str) -> dict | None:
         self._require(actor, Module.RATE_TABLES, Right.VIEW)
-        self._existing("rate_tables", name)
+        self._row("rate_tables", name, "name")
         rate = self.tables[name].lookup(number)
         return None if rate is None else rate._asdict()
 
@@ -148,13 +155,13 @@ class Tariffs:
 
     def save_calendar(self, actor: Actor, name: str, fields: dict) -> dict:
         """Create a work calendar or change one; every period rate using it follows."""
-        name = _name("name", name)
+        name = clean_text("name", name, required=True)
         unknown = set(fields) - set(_CALENDAR_FIELDS)
         if unknown:
             raise AccountError(sorted(unknown)[0], "unknown work calendar field")
         with self._lock:
             old = self._rows["work_calendars"].get(name)
-            self._require(actor, Module.CALENDARS, Right.ADD if old is None else Right.EDIT)
+            self._require(actor, MODULE_OF["work_calendars"], Right.ADD if old is None else Right.EDIT)
             row = {**(old or {"name": name}), **fields}
             try:
                 calendar = _calendar(row)
@@ -176,13 +183,14 @@ class Tariffs:
 
     def save_period_rate(self, actor: Actor, name: str, work_calendar: str, working: str,
                          non_working: str) -> dict:
-        name = _name("name", name)
+        name = clean_text("name", name, required=True)
         with self._lock:
             old = self._rows["period_rates"].get(name)
-            self._require(actor, Module.RATE_TABLES, Right.ADD if old is None else Right.EDIT)
-            values = {"work_calendar_id": self._ref("work_calendars", work_calendar, "work_calendar"),
-                      "working_rate_table_id": self._ref("rate_tables", working, "working_rate_table"),
-                      "non_working_rate_table_id": self._ref("rate_tables", non_working, "non_working_rate_table")}
+            self._require(actor, MODULE_OF["period_rates"], Right.ADD if old is None else Right.EDIT)
+            values = {"work_calendar_id": self._row("work_calendars", work_calendar, "work_calendar")["id"],
+                      "working_rate_table_id": self._row("rate_tables", working, "working_rate_table")["id"],
+                      "non_working_rate_table_id": self._row("rate_tables", non_working,
+                                                             "non_working_rate_table")["id"]}
             if old is None:
                 row = entities.create(self.store, "period_rates", {"name": name, **values}, operator=actor.label)
             else:
@@ -193,9 +201,9 @@ class Tariffs:
 
     def delete(self, actor: Actor, kind: str, name: str) -> None:
         """Remove a record nothing refers to (the store's foreign keys say so)."""
-        self._require(actor, Module.RATE_TABLES if kind != "work_calendars" else Module.CALENDARS, Right.DELETE)
+        self._require(actor, MODULE_OF[kind], Right.DELETE)
         with self._lock:
-            row = self._existing(kind, name)
+            row = self._row(kind, name, "name")
             try:
                 entities.delete(self.store, kind, row["id"], operator=actor.label)
             except Conflict as exc:
@@ -205,18 +213,6 @@ class Tariffs:
              "period_rates": self.period_rates}[kind].pop(name, None)
 
     # ------------------------------------------------------------------ helpers
-
-    def _existing(self, kind: str, name: str) -> dict:
-        row = self._rows[kind].get(name)
-        if row is None:
-            raise AccountError("name", f"no {kind[:-1].replace('_', ' ')} {name!r}")
-        return row
-
-    def _ref(self, kind: str, name: str, field: str) -> int:
-        row = self._rows[kind].get(str(name or ""))
-        if row is None:
-            raise AccountError(field, f"no {kind[:-1].replace('_', ' ')} {name!r}")
-        return row["id"]
 
     def bootstrap_table(self, name: str, csv_path: str) -> None:
         """A configuration file's [[rate_table]]: imported once, when the store lacks it;
@@ -246,10 +242,3 @@ def _calendar_field(message: str) -> str:
         if f"field {field}" in message:
             return stored
     return "work_start"
-
-
-def _name(field: str, value) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 128:
-        raise AccountError(field, "a name of 1 to 128 characters is required")
-    return value.strip()
-

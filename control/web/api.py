@@ -151,7 +151,7 @@ def _plain(value):
 
 
 def _error(status: int, field: str, rule: str) -> JSONResponse:
-    return ExactJSON({"error": {"field": field or "body", "rule": rule or "refused"}}, status_code=status)
+    return ExactJSON({"error": {"field": field, "rule": rule}}, status_code=status)
 
 
 def build_api(services, logins, operations=None, manager_dir: str | None = None,
